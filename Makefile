@@ -1,0 +1,57 @@
+# The course in two commands:  `make lab`  (set up and open JupyterLab)  and  `make test`.
+# Everything lives in .venv; a second run reuses it and takes seconds.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   := data/synthetic/.complete
+KERNEL := pose-course
+
+.PHONY: help setup lab test data release clean
+
+help:
+	@echo "make lab      set up (venv, packages, kernel, data) and open JupyterLab on notebooks/"
+	@echo "make test     set up, then run the whole test suite"
+	@echo "make data     make the default synthetic data set under data/synthetic/"
+	@echo "make release  regenerate the student notebooks from solutions/ (instructors)"
+	@echo "make clean    remove the virtual environment and generated data"
+
+# -- set-up -------------------------------------------------------------------
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "Python 3.10 or newer is needed (found: $$($(PYTHON) --version 2>&1)); set PYTHON=python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Pose course (.venv)"
+	@touch $(STAMP)
+
+setup: $(STAMP) $(DATA)
+
+$(DATA): $(STAMP)
+	$(BIN)/python data_scripts/make_synthetic.py --default
+
+data: $(DATA)
+
+# -- the two commands of the README ---------------------------------------------
+lab: setup
+	@if [ "$$(uname)" != "Darwin" ] && [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \
+		echo "No display found: open the URL printed below in your browser."; \
+		$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks; \
+	else \
+		$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks; \
+	fi
+
+test: setup
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken"; exit 1; fi; \
+	exit $$rc
+
+# -- instructors ------------------------------------------------------------------
+release: setup
+	$(BIN)/python -m course_lib.grading release
+
+clean:
+	rm -rf $(VENV) data/synthetic build
