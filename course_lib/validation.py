@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -31,11 +32,9 @@ ShapeSpec = tuple
 
 
 def _is_tensor(value: Any) -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return False
-    return isinstance(value, torch.Tensor)
+    # A tensor can only exist if torch is imported already: do not import it here (slow).
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _format_spec(spec: ShapeSpec) -> str:
@@ -144,3 +143,18 @@ def check_choice(value: Any, name: str, choices: tuple | list) -> Any:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_size(size: Any, name: str) -> tuple[int, int]:
+    """Return ``(H, W)`` as two positive ints, or raise ValueError naming ``name``.
+
+    Sizes are always ``(H, W)`` in the course, like tensor shapes.
+    """
+    try:
+        height, width = size
+        ok = all(float(s) == int(s) and int(s) > 0 for s in (height, width))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be (H, W) with two positive integers, got {size!r}")
+    return int(height), int(width)

@@ -1,0 +1,141 @@
+"""Notebook release and autograding for the course (nbgrader underneath, offline, no server).
+
+Three commands::
+
+    python -m course_lib.grading release [--source solutions] [--out notebooks] [--check]
+    python -m course_lib.grading validate notebooks/NN_name.ipynb
+    python -m course_lib.grading grade SUBMISSIONS/ [--out grades.csv] [--gradebook gradebook.db]
+        [--source solutions] [--timeout-cell 120] [--timeout-notebook 900] [--memory-mb 4096]
+        [--skip-tag experiment] [--jobs 1] [--notebook NN_name]
+
+=====================  ===========================================================================
+module                 what it does
+=====================  ===========================================================================
+``authoring``          reads a source notebook, infers nbgrader's metadata from the markers below
+``release``            ``release``: ``solutions/`` -> ``notebooks/`` (stubs, hidden tests removed)
+``validate``           ``validate``: runs a notebook's visible checks, prints a summary per exercise
+``grade``              ``grade``: runs every submission with its graded cells restored from the
+                       source, writes ``grades.csv``, feedback pages and the SQLite gradebook
+``sandbox``            runs one notebook in its own kernel with time and memory limits
+``checks``             building blocks of the exercise checks (comparisons with helpful messages,
+                       ``forbid_reference``)
+``chNN_<name>``        one check module per chapter: ``check_<exercise>`` / ``hidden_<exercise>``
+=====================  ===========================================================================
+
+
+Writing a chapter: the source notebook
+--------------------------------------
+The source of chapter NN lives in ``solutions/NN_name.py``, a jupytext *percent* file
+(cells start with ``# %%``; markdown cells with ``# %% [markdown]``), chosen because it
+diffs and reviews like code.  ``.ipynb`` sources work too.  Never write nbgrader metadata by
+hand: it is inferred from these markers.
+
+An **exercise** is one function the student writes, then (optionally) visible self-checks,
+then one graded cell::
+
+    # %%
+    def normalize_to_box(keypoints, box):
+        \"\"\"N(y; b) = ((x - c_x) / w, (y - c_y) / h) ... (the student keeps this docstring)\"\"\"
+        ### BEGIN SOLUTION
+        ...the reference solution...
+        ### END SOLUTION
+
+    # %%
+    checks.check_normalize_to_box(normalize_to_box)
+
+    # %%
+    # points: 3
+    checks.check_normalize_to_box(normalize_to_box)
+    ### BEGIN HIDDEN TESTS
+    checks.hidden_normalize_to_box(normalize_to_box)
+    ### END HIDDEN TESTS
+
+The rules:
+
+* **Answer cell**: a code cell with ``### BEGIN SOLUTION`` / ``### END SOLUTION``.  The
+  region between the markers becomes ``# YOUR CODE HERE`` + ``raise NotImplementedError()``
+  in the student notebook; keep the ``def`` line and the docstring outside it.  The exercise
+  is named after the first ``def`` (or ``class``) at the start of a line, or an
+  ``# exercise: NAME`` line; names are unique within a notebook.
+* **Visible checks**: the code cells between the answer cell and the graded cell.  They are
+  read-only for students and are what ``validate`` reports on.  They are not graded.
+* **Graded cell**: the next code cell with a ``# points: N`` line (N > 0), usually with
+  ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``; a graded cell without a hidden part
+  is fine.  The hidden region is removed from the student notebook and put back when
+  grading.  The exercise scores N if the cell runs without an error, else 0.  Exactly one
+  graded cell per exercise, and it must come before the next answer cell.
+* **Experiments**: tag heavy cells (training runs, sweeps) ``experiment``::
+
+      # %% tags=["experiment"]
+
+  Students run them; the grader and ``validate`` remove them.  So exercises (and their
+  checks) must never depend on an experiment cell: anything an exercise needs (imports,
+  data, a small model) is made in untagged cells, cheap enough to run 100 times.
+* Cell ids come from exercise names (``NAME``, ``NAME-check``, ``NAME-tests``) and from a hash
+  of the content for the other cells; release is byte-for-byte reproducible.
+* Notebooks must not depend on the working folder: the grader runs each one in a scratch
+  folder.  Read data through ``course_lib`` (``course_lib.data.DATA_ROOT``), not ``../data``.
+* Cells keep only their ``tags`` and ``jupyter`` metadata; the kernel is set to
+  ``pose-course`` ("Pose course (.venv)"), which ``make lab`` registers.
+
+``make release`` (``python -m course_lib.grading release``) regenerates ``notebooks/``;
+``release --check`` exits 1 when ``notebooks/`` differs from a fresh release (a test uses it).
+Broken markers stop the release with the file and cell number.
+
+
+Writing a chapter: the check module
+-----------------------------------
+Checks live in ``course_lib/grading/chNN_<name>.py`` (e.g. ``ch01_deeppose.py``), so the
+notebook's cells stay one line.  The notebook imports the module once, in a setup cell near
+the top: ``from course_lib.grading import ch01_deeppose as checks``.  For each exercise:
+
+* ``check_<exercise>(fn)``: the visible check, on small cases with hand-worked answers (the
+  lecture's worked example where there is one); it ends with :func:`checks.report_passed`.
+* ``hidden_<exercise>(fn)``: the hidden check: more and random cases compared with the
+  reference implementation in ``course_lib``, edge cases, and
+  ``fn = forbid_reference(fn, <the reference function(s)>)`` first, so a student's function
+  that only calls the course's own implementation fails.
+
+Both are built from :mod:`course_lib.grading.checks`: :func:`~checks.call_student` (stubs,
+crashes and inputs changed in place become clear messages), :func:`~checks.check_close`
+(expected vs got, with hints: swapped x/y, off by one, wrong sign, a constant factor, and the
+exercise's own ``mistakes={hint: wrong_answer}``, e.g. the answer computed with
+:func:`~checks.all_visible` for "ignores visibility"), :func:`~checks.check_shape`,
+:func:`~checks.check_dtype`, :func:`~checks.check_type`.  A check returns ``None`` and raises
+:class:`~checks.CheckFailed` (an ``AssertionError``) with a message the student can act on.
+
+Every check is unit-tested in ``tests/test_grading_chNN.py``: the reference implementation
+passes, and typical wrong implementations (off by one, swapped x/y, ignoring visibility,
+wrong dtype, calling the reference) fail with the right hint.
+
+The hidden tests are hidden from the notebook, not secret: the course is open source and the
+check modules are readable.  They keep students from fitting their code to the tests they see.
+
+A chapter's tests also grade its solved notebook (the release with every answer filled in),
+which proves the exercises do not depend on experiment cells; it costs one kernel run::
+
+    from course_lib.grading.authoring import notebook_text, read_source, solved_version
+    from course_lib.grading.grade import SourceNotebook, grade_notebook
+
+    source = "solutions/01_deeppose.py"
+    path.write_text(notebook_text(solved_version(read_source(source))))
+    result = grade_notebook(path, SourceNotebook.load(source), student="solved")
+    assert result.points == result.max_points and not result.flagged
+
+
+Grading
+-------
+``python -m course_lib.grading grade SUBMISSIONS/`` takes one folder per student holding
+notebooks named like the released ones (``SUBMISSIONS/ada/01_deeppose.ipynb``).  For each
+one it restores every graded cell and visible check from the source (an edited graded cell is
+replaced, a deleted one put back; points always come from the source; both are noted and the
+notebook is flagged), removes experiment cells, and runs it in its own kernel process in a
+scratch folder, with a per-cell time limit, a whole-notebook time limit and a memory limit
+(see :mod:`~course_lib.grading.sandbox`).  A notebook that loops, exits, crashes the kernel,
+floods the output, eats memory or is not JSON scores zero for what did not pass; the batch
+goes on.  Results go into nbgrader's SQLite gradebook (grading again replaces that student's
+scores for that notebook and keeps everything else), ``grades.csv`` (every student in the
+gradebook; columns in :mod:`~course_lib.grading.grade`) and
+``feedback/<student>/<notebook>.html`` next to the CSV.  Student code is contained against
+accidents, not against a determined attacker: it runs as the grader's user.
+"""

@@ -1,0 +1,424 @@
+"""Tests of course_lib.geometry: DeepPose boxes, top-down crops, affine warps, flips, the data set."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, default_collate
+
+from course_lib.data import tensor_to_image
+from course_lib.geometry import (
+    TopDownDataset,
+    box_to_center_scale,
+    cascade_crop_box,
+    cascade_patches,
+    crop_box,
+    crop_to_image,
+    denormalize_from_box,
+    flip_image,
+    flip_keypoints,
+    get_affine_transform,
+    image_to_crop,
+    normalize_to_box,
+    torso_diameter,
+    transform_points,
+    warp_image,
+)
+from course_lib.heatmaps import decode_argmax
+from course_lib.keypoints import COCO_FLIP_PAIRS
+
+# ----------------------------------------------------------------------------- DeepPose box normalisation
+# The lecture's example (seeds/003): box centre (120, 150), w = 200, h = 300.
+LECTURE_BOX_CENTRE_FORM = np.array([120.0, 150.0, 200.0, 300.0])
+LECTURE_BOX_COCO = np.array([20.0, 0.0, 200.0, 300.0])  # the same box, top-left corner
+LECTURE_JOINTS = np.array([[120, 370], [120, 330], [100, 330], [80, 350], [50, 70]], float)
+LECTURE_TABLE = np.array([[0, 0.73], [0, 0.60], [-0.1, 0.60], [-0.2, 0.67], [-0.35, -0.27]])
+
+
+def test_normalize_reproduces_the_lecture_table():
+    for box, box_format in [(LECTURE_BOX_CENTRE_FORM, "cxcywh"), (LECTURE_BOX_COCO, "xywh")]:
+        normalized = normalize_to_box(LECTURE_JOINTS, box, box_format=box_format)
+        np.testing.assert_array_equal(np.round(normalized, 2), LECTURE_TABLE)
+        # exact values: head y = (370 - 150) / 300 = 11/15
+        assert normalized[0, 1] == pytest.approx(11 / 15)
+        np.testing.assert_allclose(denormalize_from_box(normalized, box, box_format=box_format), LECTURE_JOINTS)
+
+
+def test_the_lectures_inverse_example_used_the_wrong_centre():
+    predictions = np.array([[-0.3, -0.7], [0.2, 0.2]])  # right hip, left shoulder
+    slipped = np.array([120.0, 300.0, 200.0, 300.0])  # the notes' centre y = 300
+    np.testing.assert_allclose(denormalize_from_box(predictions, slipped, "cxcywh"), [[60, 90], [160, 360]])
+    np.testing.assert_allclose(
+        denormalize_from_box(predictions, LECTURE_BOX_CENTRE_FORM, "cxcywh"), [[60, -60], [160, 210]]
+    )
+    # the notes' distance 287.92 is right either way: a translation does not change distances
+    for box in (slipped, LECTURE_BOX_CENTRE_FORM):
+        pose = np.zeros((17, 2))
+        pose[[12, 5]] = denormalize_from_box(predictions, box, "cxcywh")  # right hip, left shoulder
+        assert torso_diameter(pose) == pytest.approx(287.92, abs=0.005)
+
+
+def test_normalize_broadcasts_per_instance_and_per_point_and_takes_torch():
+    rng = np.random.default_rng(0)
+    keypoints = rng.uniform(0, 100, (3, 17, 2))
+    boxes = np.array([[0, 0, 10, 20], [5, 5, 50, 40], [1, 2, 3, 4]], float)
+    per_instance = normalize_to_box(keypoints, boxes)
+    for n in range(3):
+        np.testing.assert_allclose(per_instance[n], normalize_to_box(keypoints[n], boxes[n]))
+    per_point_boxes = rng.uniform(1, 50, (3, 17, 4))
+    per_point = normalize_to_box(keypoints, per_point_boxes, "cxcywh")
+    centre, size = per_point_boxes[1, 4, :2], per_point_boxes[1, 4, 2:]
+    np.testing.assert_allclose(per_point[1, 4], (keypoints[1, 4] - centre) / size)
+    tensor = normalize_to_box(torch.from_numpy(keypoints).float(), boxes)
+    assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
+    np.testing.assert_allclose(tensor.numpy(), per_instance, rtol=1e-5)
+    np.testing.assert_allclose(denormalize_from_box(tensor, boxes).numpy(), keypoints, rtol=1e-5)
+
+
+def test_cascade_box_and_patches():
+    # the lecture: diam = 287.92 between the predicted left shoulder and right hip
+    box = cascade_crop_box(np.array([160.0, 360.0]), 287.92, delta=0.5)
+    np.testing.assert_allclose(box, [160 - 71.98, 360 - 71.98, 143.96, 143.96])
+    centre_form = cascade_crop_box([160.0, 360.0], 287.92, 0.5, box_format="cxcywh")
+    np.testing.assert_allclose(centre_form, [160, 360, 143.96, 143.96])
+    # on a linear ramp, bilinear sampling is exact: each patch's centre pixel is the ramp at its joint
+    rows, columns = np.mgrid[0:200, 0:300]
+    ramp = np.stack([columns, rows, columns + rows], -1).astype(np.float32)
+    keypoints = np.random.default_rng(1).uniform(60, 140, (17, 2))
+    patches, boxes = cascade_patches(ramp, keypoints, delta=0.3, output_size=(16, 16))
+    assert patches.shape == (17, 16, 16, 3) and boxes.shape == (17, 4)
+    np.testing.assert_allclose(patches[:, 8, 8, :2], keypoints, atol=1e-3)  # (W/2, H/2) = (8, 8)
+    np.testing.assert_allclose(boxes[:, 2], 0.3 * torso_diameter(keypoints))
+    # the stage's target N(y; b) of a point is its place in the patch: x = (N + 1/2) W
+    inside = keypoints + [3.0, -2.0]
+    normalized = normalize_to_box(inside, boxes)  # one box per point
+    np.testing.assert_allclose(
+        image_to_crop(inside[4], boxes[4, :2] + boxes[4, 2:] / 2, boxes[4, 2:], 0, (16, 16)), (normalized[4] + 0.5) * 16
+    )
+
+
+def test_crop_box_maps_box_corners_to_crop_corners():
+    image = np.zeros((100, 100), np.float32)
+    image[30, 40] = 1.0
+    crop = crop_box(image, [20, 10, 40, 40], (40, 40))  # 1:1, offset (20, 10)
+    assert crop[20, 20] == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- top-down crops
+def test_box_to_center_scale_by_hand():
+    center, scale = box_to_center_scale([10, 20, 30, 80], aspect_ratio=0.75)  # too narrow: widen to 60
+    np.testing.assert_allclose(center, [25, 60])
+    np.testing.assert_allclose(scale, [75, 100])
+    _, scale = box_to_center_scale([0, 0, 120, 60], aspect_ratio=0.75, padding=1.0)  # too flat: heighten
+    np.testing.assert_allclose(scale, [120, 160])
+    centers, scales = box_to_center_scale(np.array([[10, 20, 30, 80], [0, 0, 120, 60]]), 0.75)
+    assert centers.shape == (2, 2) and scales.shape == (2, 2)
+    np.testing.assert_allclose(scales[:, 0] / scales[:, 1], 0.75)
+
+
+def official_three_point_transform(center, scale, rotation, output_size, inverse=False):
+    """The official construction (scale in pixels here): map three point pairs with OpenCV."""
+    height, width = output_size
+    theta = np.deg2rad(rotation)
+    up = np.array([0.0, -scale[0] / 2])
+    src_dir = np.array([up[0] * np.cos(theta) - up[1] * np.sin(theta), up[0] * np.sin(theta) + up[1] * np.cos(theta)])
+    src = np.array([center, center + src_dir], np.float32)
+    dst = np.array([[width / 2, height / 2], [width / 2, height / 2 - width / 2]], np.float32)
+
+    def third(a, b):
+        d = a - b
+        return b + np.array([-d[1], d[0]], np.float32)
+
+    src = np.vstack([src, third(*src)])
+    dst = np.vstack([dst, third(*dst)])
+    return cv2.getAffineTransform(dst, src) if inverse else cv2.getAffineTransform(src, dst)
+
+
+@pytest.mark.parametrize("rotation", [0.0, 30.0, -75.0])
+def test_affine_matches_the_official_construction(rotation):
+    center, scale = np.array([100.0, 150.0]), np.array([150.0, 200.0])  # aspect 0.75 = 192 / 256
+    for inverse in (False, True):
+        ours = get_affine_transform(center, scale, rotation, (256, 192), inverse=inverse)
+        official = official_three_point_transform(center, scale, rotation, (256, 192), inverse=inverse)
+        assert ours.shape == (2, 3)
+        np.testing.assert_allclose(ours, official, atol=1e-3, rtol=1e-4)
+
+
+def test_affine_then_inverse_returns_the_points():
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        center, scale = rng.uniform(0, 500, 2), rng.uniform(10, 400, 2)
+        rotation = rng.uniform(-90, 90)
+        points = rng.uniform(-100, 600, (17, 2))
+        crop = image_to_crop(points, center, scale, rotation, (256, 192))
+        assert np.abs(crop_to_image(crop, center, scale, rotation, (256, 192)) - points).max() < 1e-4
+    # the centre goes to (W/2, H/2); a rotation of 90 degrees turns "up" in the image into "left"
+    assert np.allclose(image_to_crop([[50.0, 60.0]], [50, 60], [40, 40], 0, (8, 8)), [[4, 4]])
+    np.testing.assert_allclose(image_to_crop([[50.0, 50.0]], [50, 60], [40, 40], 90, (40, 40)), [[10, 20]], atol=1e-12)
+
+
+def test_batched_transforms_equal_one_at_a_time():
+    rng = np.random.default_rng(3)
+    centers, scales, rotations = rng.uniform(50, 100, (4, 2)), rng.uniform(20, 80, (4, 2)), rng.uniform(-45, 45, 4)
+    points = rng.uniform(0, 64, (4, 17, 2))
+    batched = crop_to_image(points, centers, scales, rotations, (64, 48))
+    for n in range(4):
+        np.testing.assert_allclose(batched[n], crop_to_image(points[n], centers[n], scales[n], rotations[n], (64, 48)))
+    as_tensor = crop_to_image(
+        torch.from_numpy(points), torch.from_numpy(centers), scales, torch.from_numpy(rotations), (64, 48)
+    )
+    assert isinstance(as_tensor, torch.Tensor)
+    np.testing.assert_allclose(as_tensor.numpy(), batched)
+
+
+def test_heatmap_coordinates_map_back_like_input_coordinates_times_stride():
+    rng = np.random.default_rng(4)
+    heatmap_points = rng.uniform(0, 48, (17, 2))
+    center, scale, rotation = [300.0, 200.0], [150.0, 200.0], 20.0
+    np.testing.assert_allclose(
+        crop_to_image(heatmap_points, center, scale, rotation, (64, 48)),
+        crop_to_image(heatmap_points * 4, center, scale, rotation, (256, 192)),
+    )
+
+
+def blob_image(height, width, x, y, sigma=3.0):
+    rows, columns = np.mgrid[0:height, 0:width]
+    return np.exp(-((columns - x) ** 2 + (rows - y) ** 2) / (2 * sigma**2)).astype(np.float32)
+
+
+def centroid(image):
+    rows, columns = np.mgrid[0 : image.shape[0], 0 : image.shape[1]]
+    return np.array([(image * columns).sum(), (image * rows).sum()]) / image.sum()
+
+
+@pytest.mark.parametrize("rotation", [0.0, 35.0])
+def test_warp_moves_an_image_feature_where_transform_points_moves_the_point(rotation):
+    point = np.array([130.3, 95.8])
+    image = blob_image(200, 260, *point, sigma=6.0)
+    center, scale = np.array([120.0, 100.0]), np.array([150.0, 200.0])
+    crop = warp_image(image, center, scale, rotation, (256, 192))
+    expected = image_to_crop(point, center, scale, rotation, (256, 192))
+    np.testing.assert_allclose(centroid(crop), expected, atol=0.05)
+    rgb = (np.stack([image] * 3, -1) * 255).astype(np.uint8)
+    warped = warp_image(rgb, center, scale, rotation, (256, 192))
+    assert warped.dtype == np.uint8 and warped.shape == (256, 192, 3)
+
+
+# ----------------------------------------------------------------------------- flips
+def test_flip_twice_is_identity_for_images_and_keypoints():
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(flip_image(flip_image(image)), image)
+    tensor = torch.from_numpy(image).permute(2, 0, 1)
+    assert torch.equal(flip_image(flip_image(tensor)), tensor)
+    assert torch.equal(flip_image(tensor).permute(1, 2, 0), torch.from_numpy(flip_image(image)))
+    keypoints, visibility = rng.uniform(0, 29, (2, 17, 2)), rng.integers(0, 3, (2, 17))
+    once = flip_keypoints(keypoints, visibility, 30)
+    twice = flip_keypoints(*once, 30)
+    np.testing.assert_allclose(twice[0], keypoints)
+    np.testing.assert_array_equal(twice[1], visibility)
+    as_tensor = flip_keypoints(torch.from_numpy(keypoints), torch.from_numpy(visibility), 30)
+    np.testing.assert_allclose(as_tensor[0].numpy(), once[0])
+    np.testing.assert_array_equal(as_tensor[1].numpy(), once[1])
+
+
+def test_flipped_keypoints_follow_the_flipped_pixels_and_swap_sides():
+    image = np.zeros((10, 16), np.uint8)
+    keypoints = np.zeros((17, 2))
+    keypoints[5] = [3, 4]  # left shoulder at column 3, row 4
+    image[4, 3] = 255
+    visibility = np.zeros(17, int)
+    visibility[5] = 2
+    flipped_keypoints, flipped_visibility = flip_keypoints(keypoints, visibility, 16, COCO_FLIP_PAIRS)
+    x, y = flipped_keypoints[6].astype(int)  # now the right shoulder
+    assert (x, y) == (12, 4) and flip_image(image)[y, x] == 255
+    assert flipped_visibility[6] == 2 and flipped_visibility[5] == 0
+
+
+# ----------------------------------------------------------------------------- the top-down data set
+def make_samples(count=6, num_joints=17, seed=0, head_box=True):
+    rng = np.random.default_rng(seed)
+    samples = []
+    for i in range(count):
+        keypoints = rng.uniform(40, 110, (num_joints, 2))
+        sample = {
+            "image": rng.integers(0, 255, (140, 160, 3), dtype=np.uint8),
+            "keypoints": keypoints,
+            "visibility": rng.integers(0, 3, num_joints),
+            "box": np.array([35.0, 30.0, 80.0, 90.0]),
+            "area": 7200.0,
+            "image_id": 100 + i,
+            "annotation_id": np.int64(1000 + i),
+        }
+        if head_box:
+            sample["head_box"] = np.array([60.0, 30.0, 20.0, 20.0])
+        samples.append(sample)
+    return samples
+
+
+def to_image(item, input_size=(64, 48)):
+    """Crop keypoints of an item back to the original image, through its returned parameters."""
+    points = item["keypoints"]
+    if item["flipped"]:
+        points, _ = flip_keypoints(points, item["visibility"], input_size[1])
+    return crop_to_image(points, item["center"], item["scale"], item["rotation"], input_size)
+
+
+def test_dataset_item_types_and_shapes_collate():
+    dataset = TopDownDataset(make_samples(), input_size=(64, 48), heatmap_size=(16, 12))
+    batch = default_collate([dataset[0], dataset[1]])
+    expected = {
+        "image": ((2, 3, 64, 48), torch.float32),
+        "heatmaps": ((2, 17, 16, 12), torch.float32),
+        "target_weight": ((2, 17), torch.float32),
+        "keypoints": ((2, 17, 2), torch.float32),
+        "visibility": ((2, 17), torch.int64),
+        "keypoints_image": ((2, 17, 2), torch.float32),
+        "visibility_image": ((2, 17), torch.int64),
+        "center": ((2, 2), torch.float32),
+        "scale": ((2, 2), torch.float32),
+        "rotation": ((2,), torch.float32),
+        "flipped": ((2,), torch.bool),
+        "box": ((2, 4), torch.float32),
+        "area": ((2,), torch.float32),
+        "image_id": ((2,), torch.int64),
+        "annotation_id": ((2,), torch.int64),
+        "head_box": ((2, 4), torch.float32),
+    }
+    assert set(batch) == set(expected)
+    for key, (shape, dtype) in expected.items():
+        assert tuple(batch[key].shape) == shape and batch[key].dtype == dtype, key
+    assert batch["image_id"].tolist() == [100, 101]
+    without_head = TopDownDataset(make_samples(head_box=False), input_size=(64, 48), heatmap_size=(16, 12))
+    assert "head_box" not in without_head[0]
+
+
+def test_dataset_without_augmentation_is_the_plain_padded_box():
+    samples = make_samples()
+    dataset = TopDownDataset(samples, input_size=(64, 48), heatmap_size=(16, 12))
+    item = dataset[2]
+    center, scale = box_to_center_scale(samples[2]["box"], 48 / 64, 1.25)
+    np.testing.assert_allclose(item["center"], center)
+    np.testing.assert_allclose(item["scale"], scale)
+    assert item["rotation"] == 0 and not item["flipped"]
+    np.testing.assert_allclose(to_image(item), item["keypoints_image"], atol=1e-4)
+    np.testing.assert_allclose(item["keypoints_image"], samples[2]["keypoints"], atol=1e-5)
+    # the image is the warped crop, normalised the course's way
+    crop = warp_image(samples[2]["image"], center, scale, 0.0, (64, 48))
+    assert np.abs(tensor_to_image(item["image"]).astype(int) - crop).max() <= 1
+
+
+def test_dataset_targets_sit_on_the_crop_keypoints():
+    dataset = TopDownDataset(make_samples(), input_size=(64, 48), heatmap_size=(16, 12), augment=True, seed=1)
+    for index in range(len(dataset)):
+        item = dataset[index]
+        weight = item["target_weight"]
+        labelled = item["visibility"] > 0
+        np.testing.assert_array_equal(weight.numpy(), labelled.numpy().astype(np.float32))
+        assert not item["heatmaps"][~labelled].any()
+        decoded, _ = decode_argmax(item["heatmaps"][labelled])
+        assert (decoded * 4 - item["keypoints"][labelled]).abs().max() <= 2.0  # half a heatmap pixel = 2 px
+
+
+def test_dataset_with_augmentation_maps_back_through_the_returned_parameters():
+    dataset = TopDownDataset(make_samples(count=12), input_size=(64, 48), heatmap_size=(16, 12), augment=True, seed=2)
+    seen_flip = seen_rotation = False
+    for index in range(len(dataset)):
+        item = dataset[index]
+        seen_flip |= bool(item["flipped"])
+        seen_rotation |= bool(item["rotation"] != 0)
+        np.testing.assert_allclose(to_image(item), item["keypoints_image"], atol=1e-3)
+        # a flip swaps left and right; a joint cut off by the crop becomes 0
+        source = 6 if item["flipped"] else 5
+        assert int(item["visibility"][5]) in (0, int(item["visibility_image"][source]))
+    assert seen_flip and seen_rotation
+
+
+def test_joints_pushed_out_of_the_crop_get_visibility_and_weight_zero():
+    sample = make_samples(count=1)[0]
+    sample["keypoints"][3] = [155.0, 135.0]  # far outside the padded box
+    sample["visibility"][3] = 2
+    item = TopDownDataset([sample], input_size=(64, 48), heatmap_size=(16, 12))[0]
+    assert item["keypoints"][3, 0] > 48 and item["visibility"][3] == 0 and item["target_weight"][3] == 0
+    assert item["visibility_image"][3] == 2
+
+
+def test_augmentation_is_deterministic_per_seed_epoch_and_index():
+    samples = make_samples()
+    first = TopDownDataset(samples, input_size=(64, 48), heatmap_size=(16, 12), augment=True, seed=5)
+    second = TopDownDataset(samples, input_size=(64, 48), heatmap_size=(16, 12), augment=True, seed=5)
+    for index in (0, 3):
+        a, b = first[index], second[index]
+        for key in ("image", "heatmaps", "keypoints", "center", "scale", "rotation"):
+            assert torch.equal(a[key], b[key]), key
+    parameters = [first.crop_parameters(i, samples[i]["box"]) for i in range(len(samples))]
+    first.set_epoch(1)
+    changed = [first.crop_parameters(i, samples[i]["box"]) for i in range(len(samples))]
+    assert any(not np.allclose(p[1], q[1]) for p, q in zip(parameters, changed))
+    # the same items whatever the worker count
+    single = next(iter(DataLoader(second, batch_size=6, num_workers=0)))
+    double = next(iter(DataLoader(second, batch_size=6, num_workers=2, multiprocessing_context="fork")))
+    assert torch.equal(single["image"], double["image"]) and torch.equal(single["keypoints"], double["keypoints"])
+
+
+def test_dataset_bad_input():
+    samples = make_samples(count=1)
+    with pytest.raises(ValueError, match="input_size"):
+        TopDownDataset(samples, input_size=(64, -48))
+    with pytest.raises(ValueError, match="sigma must be a finite number > 0"):
+        TopDownDataset(samples, sigma=0)
+    with pytest.raises(ValueError, match="scale_factor must be in"):
+        TopDownDataset(samples, scale_factor=1.5)
+    with pytest.raises(ValueError, match="flip_prob must be in"):
+        TopDownDataset(samples, flip_prob=2)
+    with pytest.raises(TypeError, match="samples must be a sequence"):
+        TopDownDataset(42)
+    bad = dict(samples[0], image=samples[0]["image"].astype(np.float32))
+    with pytest.raises(TypeError, match=r"samples\[0\]\['image'\] must be uint8"):
+        TopDownDataset([bad])[0]
+    with pytest.raises(ValueError, match=r"samples\[0\]\['box'\] must have width and height > 0"):
+        TopDownDataset([dict(samples[0], box=[1, 2, 0, 5])])[0]
+    with pytest.raises(KeyError, match="box"):
+        TopDownDataset([{k: v for k, v in samples[0].items() if k != "box"}])[0]
+    with pytest.raises(ValueError, match=r"samples\[0\]\['visibility'\] must have shape \(17,\)"):
+        TopDownDataset([dict(samples[0], visibility=np.ones(16))])[0]
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_input_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"box must have width and height > 0, got \[10.0, 10.0, 0.0, 5.0\]"):
+        normalize_to_box(np.zeros((17, 2)), [10, 10, 0, 5])
+    with pytest.raises(ValueError, match="box_format must be one of"):
+        normalize_to_box(np.zeros((17, 2)), [10, 10, 5, 5], box_format="xyxy")
+    with pytest.raises(ValueError, match=r"keypoints must have shape \(\.\.\., 2\), got \(17, 3\)"):
+        normalize_to_box(np.zeros((17, 3)), [10, 10, 5, 5])
+    with pytest.raises(ValueError, match="keypoints contains NaN"):
+        normalize_to_box(np.full((17, 2), np.nan), [10, 10, 5, 5])
+    with pytest.raises(ValueError, match="does not fit"):
+        normalize_to_box(np.zeros((3, 17, 2)), np.ones((4, 4)))
+    with pytest.raises(ValueError, match="box must have width and height > 0"):
+        box_to_center_scale([0, 0, 10, -1], 0.75)
+    with pytest.raises(ValueError, match="aspect_ratio must be a finite number > 0"):
+        box_to_center_scale([0, 0, 10, 10], 0)
+    with pytest.raises(ValueError, match=r"output_size must be \(H, W\)"):
+        get_affine_transform([0, 0], [10, 10], 0, (0, 48))
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        get_affine_transform([0, 0], [10, 0], 0, (64, 48))
+    with pytest.raises(ValueError, match="center contains NaN"):
+        get_affine_transform([np.nan, 0], [10, 10], 0, (64, 48))
+    with pytest.raises(ValueError, match="must broadcast together"):
+        get_affine_transform(np.zeros((3, 2)), np.ones((4, 2)), 0, (64, 48))
+    with pytest.raises(ValueError, match=r"matrix must have shape \(\.\.\., 2, 3\)"):
+        transform_points(np.zeros((17, 2)), np.eye(3))
+    with pytest.raises(ValueError, match="image must have shape"):
+        warp_image(np.zeros((4, 4, 3, 2)), [2, 2], [4, 4], 0, (4, 4))
+    with pytest.raises(ValueError, match=r"visibility must have shape \(17,\)"):
+        flip_keypoints(np.zeros((17, 2)), np.zeros(16), 30)
+    with pytest.raises(ValueError, match="image_width must be a finite number > 0"):
+        flip_keypoints(np.zeros((17, 2)), np.zeros(17), 0)
+    with pytest.raises(ValueError, match="delta must be a finite number > 0"):
+        cascade_crop_box([0.0, 0.0], 10.0, 0)
+    with pytest.raises(ValueError, match="diameter must be > 0"):
+        cascade_crop_box([0.0, 0.0], 0.0, 1.0)
+    with pytest.raises(ValueError, match="pair must index two of the 10 keypoints"):
+        torso_diameter(np.zeros((10, 2)))
