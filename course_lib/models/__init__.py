@@ -1,0 +1,149 @@
+"""The pose networks of the course, one file per family, and how to measure them.
+
+=======================  ===================================================  ========
+module                   what it holds                                        chapter
+=======================  ===================================================  ========
+``deeppose``             DeepPose regressor, a tiny one, the cascade stage    01
+``cpm``                  Convolutional Pose Machines                          03
+``hourglass``            Stacked Hourglass                                    04
+``resnet``               ResNet-18 .. 152 (the backbone of SimpleBaseline)    06
+``simple_baseline``      SimpleBaseline: ResNet + deconvolutions              06
+``hrnet``                HRNet: parallel branches and exchange units          07
+``complexity``           params, multiply-adds, the paper's GFLOPs, latency   07
+=======================  ===================================================  ========
+
+``build(name)`` makes any of the presets below; every model it returns has
+
+* ``input_size``: its default ``(H, W)`` (256x192 for the COCO presets of the papers, 368x368
+  for CPM, 220x220 for DeepPose, 96x64 for the tiny presets);
+* ``stride``: input size / heatmap size (4; CPM's paper preset 8; ``None`` for DeepPose,
+  which outputs coordinates);
+* ``size_divisor``: input heights and widths must be multiples of it (32 for SimpleBaseline
+  and HRNet, 64 for the 8-stack hourglass; a clear error says so otherwise);
+* ``num_keypoints`` and ``name``.
+
+Outputs: heatmap models return ``(N, K, H / stride, W / stride)``; multi-stage models (CPM,
+hourglass) the list of every stage's maps, the last one final; DeepPose ``(N, K, 2)``
+box-normalised coordinates.
+
+The tiny presets are sized to train on a laptop CPU in minutes (96x64 crops, a few hundred
+thousand parameters); ``bench/bench_models.py`` measures their training speed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Callable
+
+from torch import nn
+
+from course_lib.models.complexity import complexity, count_parameters, measure_latency, measure_training_speed
+from course_lib.models.cpm import ConvolutionalPoseMachine, cpm, cpm_tiny
+from course_lib.models.deeppose import DeepPose, DeepPoseCascadeStage, DeepPoseTiny
+from course_lib.models.hourglass import Hourglass, Residual, StackedHourglass, hourglass_8, hourglass_tiny
+from course_lib.models.hrnet import HighResolutionModule, HRNet, hrnet_tiny, hrnet_w32, hrnet_w48
+from course_lib.models.resnet import BasicBlock, Bottleneck, ResNet, resnet
+from course_lib.models.simple_baseline import SimpleBaseline, simple_baseline, simple_baseline_tiny
+
+
+def deeppose(num_keypoints: int = 17, dropout: float = 0.6, input_size: tuple[int, int] = (220, 220)) -> DeepPose:
+    """The paper's AlexNet-style DeepPose regressor (220x220 input)."""
+    return DeepPose(num_keypoints, dropout, input_size, name="deeppose")
+
+
+def deeppose_tiny(
+    num_keypoints: int = 17, width: int = 16, hidden: int = 256, dropout: float = 0.0, input_size: tuple[int, int] = (96, 64)
+) -> DeepPoseTiny:
+    """A small DeepPose-style regressor for CPU."""
+    return DeepPoseTiny(num_keypoints, width, hidden, dropout, input_size, name="deeppose_tiny")
+
+
+# The presets: name -> function(num_keypoints=..., **overrides) returning the model.
+PRESETS: dict[str, Callable[..., nn.Module]] = {
+    "deeppose": deeppose,
+    "deeppose_tiny": deeppose_tiny,
+    "cpm": cpm,
+    "cpm_tiny": cpm_tiny,
+    "hourglass_8": hourglass_8,
+    "hourglass_tiny": hourglass_tiny,
+    "simplebaseline_r50": functools.partial(simple_baseline, 50),
+    "simplebaseline_r101": functools.partial(simple_baseline, 101),
+    "simplebaseline_r152": functools.partial(simple_baseline, 152),
+    "simplebaseline_tiny": simple_baseline_tiny,
+    "hrnet_w32": hrnet_w32,
+    "hrnet_w48": hrnet_w48,
+    "hrnet_tiny": hrnet_tiny,
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`build`, sorted."""
+    return sorted(PRESETS)
+
+
+def build(name: str, num_keypoints: int = 17, **overrides) -> nn.Module:
+    """Build the preset ``name`` with ``num_keypoints`` outputs; ``overrides`` go to its constructor function.
+
+    Examples: ``build("hrnet_w32")``, ``build("simplebaseline_tiny", num_deconv_layers=2)``,
+    ``build("hourglass_tiny", num_stacks=1, skip_connections=False)``,
+    ``build("cpm_tiny", num_stages=1)``, ``build("hrnet_tiny", input_size=(128, 96))``.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones), or a bad value.
+        TypeError: an override the preset does not take (the message lists those it takes).
+    """
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    if isinstance(num_keypoints, bool) or not isinstance(num_keypoints, int) or num_keypoints < 1:
+        raise ValueError(f"num_keypoints must be a positive integer, got {num_keypoints!r}")
+    constructor = PRESETS[name]
+    accepted = [p for p in inspect.signature(constructor).parameters if p != "num_keypoints"]
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise TypeError(f"{name} does not take {', '.join(unknown)}; it takes: {', '.join(accepted)}")
+    if "input_size" in overrides:
+        size = overrides["input_size"]
+        if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
+            raise ValueError(f"input_size must be a pair (H, W) of positive integers, got {size!r}")
+    model = constructor(num_keypoints=num_keypoints, **overrides)
+    divisor = getattr(model, "size_divisor", 1)
+    if any(s % divisor for s in model.input_size):
+        raise ValueError(f"input_size {model.input_size} of {name} must be multiples of {divisor}")
+    return model
+
+
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "ConvolutionalPoseMachine",
+    "DeepPose",
+    "DeepPoseCascadeStage",
+    "DeepPoseTiny",
+    "HRNet",
+    "HighResolutionModule",
+    "Hourglass",
+    "PRESETS",
+    "Residual",
+    "ResNet",
+    "SimpleBaseline",
+    "StackedHourglass",
+    "build",
+    "complexity",
+    "count_parameters",
+    "cpm",
+    "cpm_tiny",
+    "deeppose",
+    "deeppose_tiny",
+    "hourglass_8",
+    "hourglass_tiny",
+    "hrnet_tiny",
+    "hrnet_w32",
+    "hrnet_w48",
+    "list_models",
+    "measure_latency",
+    "measure_training_speed",
+    "resnet",
+    "simple_baseline",
+    "simple_baseline_tiny",
+]

@@ -1,0 +1,207 @@
+"""Stacked Hourglass networks (Newell et al. 2016) (chapter 04).
+
+Newell, Yang, Deng, "Stacked Hourglass Networks for Human Pose Estimation", ECCV 2016,
+https://arxiv.org/abs/1603.06937.  Original Torch code: princeton-vl/pose-hg-train,
+``src/models/hg.lua`` and ``src/models/layers/Residual.lua``; this file follows them layer
+by layer (every convolution has a bias there, as here).
+
+The residual module (pre-activation bottleneck)::
+
+    y = conv1x1(ReLU(BN(conv3x3(ReLU(BN(conv1x1(ReLU(BN(x))))))))) + skip(x)
+        channels:   in -> out/2 -> out/2 -> out;      skip: identity, or a 1x1 conv if in != out
+
+One hourglass of order n (recursive, symmetric encoder-decoder)::
+
+    up1  = Residual(x)                                   (same resolution: the skip branch)
+    low1 = Residual(maxpool2x2(x))                       (half resolution)
+    low2 = hourglass of order n-1 (low1), or Residual(low1) when n = 1
+    low3 = Residual(low2)
+    out  = up1 + upsample_nearest_x2(low3)
+
+Stacking with intermediate supervision: after each hourglass, 1x1 conv + BN + ReLU
+(``lin``) and a 1x1 conv to K heatmaps (each stack's heatmaps get the loss); the
+features and the heatmaps are mapped back by 1x1 convs and added to the stack's input::
+
+    x_{s+1} = x_s + conv1x1(lin_s) + conv1x1(heatmaps_s)
+
+The stem brings a 256x256 image to 64x64: conv 7x7/2 (64) + BN + ReLU, Residual(64, 128),
+max-pool 2x2, Residual(128, 128), Residual(128, 256).
+
+``skip_connections=False`` removes the ``up1`` branches (``out = upsample(low3)``): a plain
+encoder-decoder, for the chapter's "with vs without skip connections" experiment.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from course_lib.models.input_checks import check_images
+
+
+class Residual(nn.Module):
+    """Pre-activation bottleneck residual module: BN-ReLU-1x1 (out/2), BN-ReLU-3x3, BN-ReLU-1x1 (out) + skip."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        if out_channels % 2 != 0:
+            raise ValueError(f"out_channels must be even (the bottleneck works on out/2), got {out_channels}")
+        mid = out_channels // 2
+        self.conv_block = nn.Sequential(
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, mid, kernel_size=1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, kernel_size=3, padding=1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_channels, kernel_size=1),
+        )
+        self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_block(x) + self.skip(x)
+
+
+def residuals(channels: int, num_modules: int) -> nn.Sequential:
+    """``num_modules`` Residual(channels, channels) in a row (``opt.nModules`` in hg.lua)."""
+    return nn.Sequential(*[Residual(channels, channels) for _ in range(num_modules)])
+
+
+class Hourglass(nn.Module):
+    """One hourglass of order ``order``: pool down ``order`` times, upsample back, add the skip branches.
+
+    The input's height and width must be multiples of ``2 ** order``.
+    """
+
+    def __init__(self, order: int, channels: int, num_modules: int = 1, skip_connections: bool = True):
+        super().__init__()
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        self.up1 = residuals(channels, num_modules) if skip_connections else None
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.low1 = residuals(channels, num_modules)
+        if order > 1:
+            self.low2 = Hourglass(order - 1, channels, num_modules, skip_connections)
+        else:
+            self.low2 = residuals(channels, num_modules)
+        self.low3 = residuals(channels, num_modules)
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = self.low3(self.low2(self.low1(self.pool(x))))  # (N, C, H/2, W/2)
+        up2 = self.upsample(low)  # (N, C, H, W)
+        if self.up1 is None:
+            return up2
+        return self.up1(x) + up2
+
+
+class StackedHourglass(nn.Module):
+    """``num_stacks`` hourglasses, each predicting heatmaps (intermediate supervision).
+
+    Args:
+        num_stacks: number of hourglasses (the paper: 8).
+        num_keypoints: K.
+        num_features: channels inside the hourglasses (``opt.nFeats``, 256).
+        num_modules: residual modules at each step of an hourglass (``opt.nModules``, 1).
+        order: levels of each hourglass (4: 64x64 -> 4x4 for a 256x256 input).
+        skip_connections: keep the ``up1`` skip branches of the hourglasses.
+        input_size: the default ``(H, W)``.
+        name: the preset's name, used in error messages.
+
+    The stem's channels are ``num_features // 4`` and ``num_features // 2`` (64 and 128 for
+    256 features, as hard-coded in hg.lua).
+
+    ``forward`` returns the list of the ``num_stacks`` heatmaps ``(N, K, H/4, W/4)``; the last
+    one is the prediction.
+
+    Attributes:
+        stride: 4.
+        size_divisor: ``4 * 2 ** order`` (64 for order 4): input sizes must be multiples of it.
+    """
+
+    def __init__(
+        self,
+        num_stacks: int = 8,
+        num_keypoints: int = 17,
+        num_features: int = 256,
+        num_modules: int = 1,
+        order: int = 4,
+        skip_connections: bool = True,
+        input_size: tuple[int, int] = (256, 192),
+        name: str = "StackedHourglass",
+    ):
+        super().__init__()
+        for arg, value in (("num_stacks", num_stacks), ("num_keypoints", num_keypoints),
+                           ("num_modules", num_modules), ("order", order)):
+            if int(value) < 1:
+                raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+        if num_features % 8 != 0 or num_features < 8:
+            raise ValueError(f"num_features must be a positive multiple of 8, got {num_features!r}")
+        f = num_features
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, f // 4, kernel_size=7, stride=2, padding=3),  # (N, F/4, H/2, W/2)
+            nn.BatchNorm2d(f // 4),
+            nn.ReLU(inplace=True),
+            Residual(f // 4, f // 2),
+            nn.MaxPool2d(kernel_size=2, stride=2),  # (N, F/2, H/4, W/4)
+            Residual(f // 2, f // 2),
+            Residual(f // 2, f),  # (N, F, H/4, W/4)
+        )
+        self.hourglasses = nn.ModuleList(Hourglass(order, f, num_modules, skip_connections) for _ in range(num_stacks))
+        self.lins = nn.ModuleList(
+            nn.Sequential(
+                *[
+                    nn.Sequential(nn.Conv2d(f, f, kernel_size=1), nn.BatchNorm2d(f), nn.ReLU(inplace=True))
+                    for _ in range(num_modules)
+                ]
+            )
+            for _ in range(num_stacks)
+        )
+        self.heatmap_layers = nn.ModuleList(nn.Conv2d(f, num_keypoints, kernel_size=1) for _ in range(num_stacks))
+        # Remapping into the next stack (none after the last one).
+        self.remap_features = nn.ModuleList(nn.Conv2d(f, f, kernel_size=1) for _ in range(num_stacks - 1))
+        self.remap_heatmaps = nn.ModuleList(nn.Conv2d(num_keypoints, f, kernel_size=1) for _ in range(num_stacks - 1))
+
+        self.num_stacks = int(num_stacks)
+        self.num_keypoints = int(num_keypoints)
+        self.skip_connections = bool(skip_connections)
+        self.stride = 4
+        self.size_divisor = 4 * 2 ** int(order)
+        self.input_size = tuple(input_size)
+        self.name = name
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """``(N, 3, H, W)`` -> list of ``num_stacks`` heatmaps ``(N, K, H/4, W/4)``, the last one final."""
+        check_images(images, self.name, size_divisor=self.size_divisor)
+        x = self.stem(images)  # (N, F, H/4, W/4)
+        outputs = []
+        for s in range(self.num_stacks):
+            features = self.lins[s](self.hourglasses[s](x))  # (N, F, H/4, W/4)
+            heatmaps = self.heatmap_layers[s](features)  # (N, K, H/4, W/4)
+            outputs.append(heatmaps)
+            if s < self.num_stacks - 1:
+                x = x + self.remap_features[s](features) + self.remap_heatmaps[s](heatmaps)
+        return outputs
+
+
+def hourglass_8(num_keypoints: int = 17, input_size: tuple[int, int] = (256, 192)) -> StackedHourglass:
+    """The 8-stack hourglass of hg.lua (256 features, 1 module per step, order 4).
+
+    23,721,736 parameters with 17 keypoints and 14.3 GFLOPs at 256x192 (the HRNet paper's
+    rule); the HRNet paper's table lists 14.3 GFLOPs but 25.1M parameters for its hourglass.
+    """
+    return StackedHourglass(8, num_keypoints, 256, 1, 4, True, input_size, name="hourglass_8")
+
+
+def hourglass_tiny(
+    num_keypoints: int = 17,
+    num_stacks: int = 2,
+    num_features: int = 64,
+    order: int = 3,
+    skip_connections: bool = True,
+    input_size: tuple[int, int] = (96, 64),
+) -> StackedHourglass:
+    """A small stacked hourglass for CPU: 2 stacks of 64 features, order 3 (input sizes multiples of 32)."""
+    return StackedHourglass(num_stacks, num_keypoints, num_features, 1, order, skip_connections, input_size, name="hourglass_tiny")
