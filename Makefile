@@ -8,12 +8,15 @@ STAMP  := $(VENV)/.installed
 DATA   := data/synthetic/.complete
 KERNEL := pose-course
 
-.PHONY: help setup lab test data release clean
+.PHONY: help setup lab test data demo book bench release clean
 
 help:
 	@echo "make lab      set up (venv, packages, kernel, data) and open JupyterLab on notebooks/"
 	@echo "make test     set up, then run the whole test suite"
 	@echo "make data     make the default synthetic data set under data/synthetic/"
+	@echo "make demo     serve the lecture demos (demos/lecture.ipynb) with Voila on 127.0.0.1 (DEMO_PORT=8866)"
+	@echo "make book     run every chapter (full profile; FAST=1 for the CI profile) into build/book/"
+	@echo "make bench    run every benchmark, print the figures, write bench/results.json"
 	@echo "make release  regenerate the student notebooks from solutions/ (instructors)"
 	@echo "make clean    remove the virtual environment and generated data"
 
@@ -48,6 +51,24 @@ test: setup
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken"; exit 1; fi; \
 	exit $$rc
+
+# -- lectures --------------------------------------------------------------------
+DEMO_PORT ?= 8866
+
+demo: setup
+	@echo "The prediction browser shows the course's small SimpleBaseline: loading it from data/checkpoints/"
+	@echo "(the first time it is trained there once, which takes a few minutes on a CPU)."
+	@$(BIN)/python -c 'from course_lib import zoo; zoo.pretrained("simplebaseline_tiny")'
+	@echo "Serving demos/lecture.ipynb (code hidden) at  http://127.0.0.1:$(DEMO_PORT)/  -- open it in a browser; Ctrl+C stops."
+	$(BIN)/voila --no-browser --Voila.ip=127.0.0.1 --port=$(DEMO_PORT) --Voila.port_retries=0 \
+		--strip_sources=True demos/lecture.ipynb
+
+# -- the whole course, and its benchmarks --------------------------------------------
+book: setup
+	$(BIN)/python -m course_lib.book $(if $(FAST),--fast) $(if $(CHAPTERS),--chapters $(CHAPTERS))
+
+bench: setup
+	$(BIN)/python bench/run.py
 
 # -- instructors ------------------------------------------------------------------
 release: setup

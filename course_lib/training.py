@@ -495,7 +495,12 @@ class Predictions:
         return np.where(self.gt_visibility > 0, distance, np.nan)
 
 
-def _heatmap_decoder(decoder: str | Callable, sigma: float) -> Callable:
+def heatmap_decoder(decoder: str | Callable, sigma: float = 2.0) -> Callable:
+    """The function ``heatmaps -> (keypoints, scores)`` that :func:`predict` uses for ``decoder``.
+
+    ``"dark"`` blurs with the training ``sigma``; ``"soft_argmax"`` uses temperature 0.05 (for
+    maps with values in [0, 1]); a callable is returned as it is.
+    """
     if callable(decoder):
         return decoder
     check_choice(decoder, "decoder", tuple(DECODERS))
@@ -548,7 +553,7 @@ def predict(
     device = resolve_device(device)
     base = _base_dataset(data)
     sigma = getattr(base, "sigma", 2.0)
-    decode = _heatmap_decoder(decoder, sigma)
+    decode = heatmap_decoder(decoder, sigma)
     model.to(device).eval()
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0,
                                          pin_memory=device.type == "cuda")
