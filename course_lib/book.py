@@ -58,6 +58,7 @@ def execute_chapter(
     from nbclient.exceptions import CellExecutionError
 
     from course_lib.grading.authoring import read_source
+    from course_lib.grading.sandbox import record_reply
 
     source = Path(source)
     nb = read_source(source)
@@ -72,8 +73,9 @@ def execute_chapter(
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="pose-course-book-") as scratch:
+            # record_reply marks each cell ok/error, which the grader's score_notebook reads
             client = NotebookClient(nb, timeout=timeout_cell, kernel_name=kernel_name,
-                                    resources={"metadata": {"path": scratch}})
+                                    resources={"metadata": {"path": scratch}}, on_cell_executed=record_reply)
             try:
                 client.execute()
             except CellExecutionError as failure:

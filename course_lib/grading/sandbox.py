@@ -195,7 +195,7 @@ def _kernel_manager_class():
     return GraderKernelManager
 
 
-def _record_reply(cell: NotebookNode, cell_index: int, execute_reply: dict) -> None:
+def record_reply(cell: NotebookNode, cell_index: int, execute_reply: dict) -> None:
     """nbclient hook: remember whether the kernel said the cell succeeded."""
     content = execute_reply.get("content", {})
     status = "ok" if content.get("status") == "ok" else "error"
@@ -249,7 +249,7 @@ def _run_worker(source: Path, executed: Path, status: Path, timeout_cell: float,
         kernel_manager_class=_kernel_manager_class(),
         kernel_name="python3",  # an IPython kernel: nbclient keeps its history in memory
         resources={"metadata": {"path": str(cwd)}},
-        on_cell_executed=_record_reply,
+        on_cell_executed=record_reply,
         record_timing=False,
         shutdown_kernel="immediate",
     )

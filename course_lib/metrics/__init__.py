@@ -7,7 +7,10 @@ module                 what it holds
                        (box size, box diagonal, torso diameter, MPII head size)
 ``pcp``                PCP (strict) and PCPm
 ``oks``                object keypoint similarity, OKS-NMS, keypoint-aware rescoring
-``coco_eval``          COCO keypoint AP/AR, equal to pycocotools to the last bit
+``coco_eval``          COCO keypoint AP/AR, equal to pycocotools to the last bit; the
+                       101-point interpolated AP of one ranked list; arrays <-> COCO dicts
+``compare``            the same predictions under every metric; rescaled people, one bad
+                       joint (chapter 08: ``from course_lib.metrics import compare``)
 =====================  ==================================================================
 
 Every function takes ``(N, K, 2)`` pixel keypoints ``x, y`` and ``(N, K)`` COCO visibility
@@ -20,10 +23,15 @@ from course_lib.metrics.coco_eval import (
     SUMMARY_KEYS,
     KeypointEvalParams,
     KeypointEvaluation,
+    average_precision,
     coco_keypoint_eval,
     evaluate_coco_keypoints,
     format_coco_summary,
     greedy_match,
+    ground_truth_to_coco,
+    interpolated_precision,
+    pycocotools_keypoint_eval,
+    results_to_coco,
     summarize_coco_keypoints,
 )
 from course_lib.metrics.oks import grmi_rescore, object_keypoint_similarity, oks_matrix, oks_nms
@@ -51,6 +59,7 @@ __all__ = [
     "KeypointEvaluation",
     "LimbAccuracy",
     "PckCurve",
+    "average_precision",
     "bbox_size",
     "box_diagonal",
     "coco_keypoint_eval",
@@ -58,7 +67,9 @@ __all__ = [
     "format_coco_summary",
     "greedy_match",
     "grmi_rescore",
+    "ground_truth_to_coco",
     "head_size",
+    "interpolated_precision",
     "keypoint_names",
     "object_keypoint_similarity",
     "oks_matrix",
@@ -69,6 +80,8 @@ __all__ = [
     "pcp",
     "pcpm",
     "pdj",
+    "pycocotools_keypoint_eval",
+    "results_to_coco",
     "summarize_coco_keypoints",
     "torso_diameter",
 ]

@@ -62,6 +62,7 @@ import numpy as np
 
 from course_lib.keypoints import COCO_SIGMAS
 from course_lib.metrics.oks import _oks_pairs
+from course_lib.validation import check_array
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,156 @@ def greedy_match(
                 taken[best] = True
                 break
     return matches
+
+
+def interpolated_precision(
+    recall: np.ndarray, precision: np.ndarray, recall_thresholds: np.ndarray | None = None
+) -> np.ndarray:
+    """COCO's interpolated precision at the recall levels ``r`` (0, 0.01, ..., 1 by default) -> ``(R,)``.
+
+    ``recall`` and ``precision`` ``(D,)`` describe the ranked detections: entry ``j`` is the
+    recall and precision after the ``j + 1`` best-scoring detections (so ``recall`` never
+    decreases).  Then
+
+        p_interp(r) = max { precision_j : recall_j >= r }      (0 when no recall_j reaches r)
+
+    the best precision at *any* recall of at least ``r``: the saw-tooth curve is replaced by
+    its upper envelope from the right, and read at the first detection whose recall reaches
+    ``r``.  COCO reads 101 levels (PASCAL VOC 2007 read 11).
+    """
+    levels = KeypointEvalParams().recall_thresholds if recall_thresholds is None else recall_thresholds
+    dims: dict[str, int] = {}
+    recall = check_array(recall, "recall", ("D",), dims=dims, dtype=float)
+    precision = check_array(precision, "precision", ("D",), dims=dims, dtype=float)
+    levels = check_array(levels, "recall_thresholds", (None,), dtype=float)
+    if np.any(np.diff(recall) < 0):
+        raise ValueError("recall must never decrease (entry j is the recall after the j + 1 best detections)")
+    envelope = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+    return _read_at_recall_levels(recall, envelope, levels)
+
+
+def average_precision(
+    recall: np.ndarray, precision: np.ndarray, recall_thresholds: np.ndarray | None = None
+) -> float:
+    """AP of one ranked list: the mean of :func:`interpolated_precision` over the recall levels.
+
+        AP = 1/101 * sum_{r in 0, 0.01, ..., 1} p_interp(r)
+
+    COCO's AP averages this over the OKS thresholds 0.50:0.05:0.95 (and categories).
+    """
+    return float(np.mean(interpolated_precision(recall, precision, recall_thresholds)))
+
+
+def ground_truth_to_coco(
+    keypoints: np.ndarray,
+    visibility: np.ndarray,
+    boxes: np.ndarray,
+    areas: np.ndarray,
+    image_ids: np.ndarray | None = None,
+    *,
+    iscrowd: np.ndarray | None = None,
+) -> dict:
+    """People as arrays -> a COCO keypoint ground truth dict (what :func:`coco_keypoint_eval` reads).
+
+    Args:
+        keypoints: ``(N, K, 2)`` image pixels; written as 0 where ``visibility`` is 0.
+        visibility: ``(N, K)`` COCO flags 0/1/2.
+        boxes: ``(N, 4)`` ``[x, y, w, h]``.
+        areas: ``(N,)`` the people's (segmentation) areas, > 0.
+        image_ids: ``(N,)`` the image of each person (default: one image per person, ids 1..N).
+        iscrowd: ``(N,)`` crowd flags (default all 0).
+
+    Annotation ids are 1..N (never 0: pycocotools reads a match to id 0 as no match).
+    """
+    dims: dict[str, int] = {}
+    keypoints = check_array(keypoints, "keypoints", ("N", "K", 2), dims=dims, dtype=float)
+    visibility = check_array(visibility, "visibility", ("N", "K"), dims=dims).astype(int)
+    boxes = check_array(boxes, "boxes", ("N", 4), dims=dims, dtype=float)
+    areas = check_array(areas, "areas", ("N",), dims=dims, dtype=float)
+    count = dims["N"]
+    image_ids = np.arange(1, count + 1) if image_ids is None else check_array(image_ids, "image_ids", ("N",), dims=dims)
+    iscrowd = np.zeros(count, dtype=int) if iscrowd is None else check_array(iscrowd, "iscrowd", ("N",), dims=dims)
+    triplets = np.concatenate([np.where(visibility[..., None] > 0, keypoints, 0.0), visibility[..., None]], axis=-1)
+    annotations = [
+        {
+            "id": n + 1,
+            "image_id": int(image_ids[n]),
+            "category_id": 1,
+            "keypoints": [float(v) for v in triplets[n].ravel()],
+            "num_keypoints": int(np.count_nonzero(visibility[n] > 0)),
+            "bbox": [float(v) for v in boxes[n]],
+            "area": float(areas[n]),
+            "iscrowd": int(iscrowd[n]),
+        }
+        for n in range(count)
+    ]
+    images = [{"id": int(i)} for i in sorted(set(np.asarray(image_ids).tolist()))]
+    category = {"id": 1, "name": "person", "supercategory": "person",
+                "keypoints": [f"keypoint_{k}" for k in range(dims["K"])], "skeleton": []}
+    if dims["K"] == 17:
+        from course_lib.keypoints import coco_category
+
+        category = coco_category()
+    return {"images": images, "annotations": annotations, "categories": [category]}
+
+
+def results_to_coco(
+    keypoints: np.ndarray,
+    keypoint_scores: np.ndarray,
+    scores: np.ndarray,
+    image_ids: np.ndarray,
+    category_id: int = 1,
+) -> list[dict]:
+    """Predicted poses as arrays -> COCO's results list (what ``COCO.loadRes`` and :func:`coco_keypoint_eval` read).
+
+    Each pose becomes ``{"image_id", "category_id", "keypoints": [x1, y1, c1, ..., xK, yK, cK],
+    "score"}``: the third number of a keypoint is its confidence (pycocotools ignores it),
+    ``score`` ranks the poses of the whole data set for AP.
+
+    Args:
+        keypoints: ``(P, K, 2)`` image pixels; keypoint_scores: ``(P, K)``; scores: ``(P,)``;
+        image_ids: ``(P,)`` the image each pose belongs to.
+    """
+    dims: dict[str, int] = {}
+    keypoints = check_array(keypoints, "keypoints", ("P", "K", 2), dims=dims, dtype=float)
+    keypoint_scores = check_array(keypoint_scores, "keypoint_scores", ("P", "K"), dims=dims, dtype=float)
+    scores = check_array(scores, "scores", ("P",), dims=dims, dtype=float)
+    image_ids = check_array(image_ids, "image_ids", ("P",), dims=dims)
+    triplets = np.concatenate([keypoints, keypoint_scores[..., None]], axis=-1)  # (P, K, 3)
+    return [
+        {
+            "image_id": int(image_ids[p]),
+            "category_id": int(category_id),
+            "keypoints": [float(v) for v in triplets[p].ravel()],
+            "score": float(scores[p]),
+        }
+        for p in range(dims["P"])
+    ]
+
+
+def pycocotools_keypoint_eval(gt: dict | str | os.PathLike, dt: list | str | os.PathLike) -> dict[str, float]:
+    """The same ten numbers from pycocotools itself (``COCOeval(iouType="keypoints")``), its printing silenced.
+
+    ``gt`` and ``dt`` are paths of JSON files or the loaded dict and list (copied first:
+    ``loadRes`` writes into them).  Chapter 08 runs both evaluators on the same files.
+    """
+    import contextlib
+    import copy
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = copy.deepcopy(_load_json(gt))
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(copy.deepcopy(_load_json(dt)))
+        evaluator = COCOeval(coco_gt, coco_dt, iouType="keypoints")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return dict(zip(SUMMARY_KEYS, (float(s) for s in evaluator.stats)))
 
 
 # --------------------------------------------------------------------------- 1. read
@@ -572,12 +723,20 @@ def _accumulate(true_positive, false_positive, score, num_positives, params):
         num_dts = hits.shape[1]
         recall[:, a] = recall_curve[:, -1] if num_dts else 0
         for t in range(num_thresholds):
-            # The first detection whose recall reaches each level; levels never reached get 0.
-            index = np.searchsorted(recall_curve[t], params.recall_thresholds, side="left")
-            reached = index < num_dts
-            precision[t, :, a] = 0
-            precision[t, reached, a] = precision_curve[t, index[reached]]
+            precision[t, :, a] = _read_at_recall_levels(recall_curve[t], precision_curve[t], params.recall_thresholds)
     return precision, recall
+
+
+def _read_at_recall_levels(recall: np.ndarray, envelope: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Interpolated precision ``(R,)``: the envelope at the first detection whose recall reaches each level.
+
+    ``envelope`` is already non-increasing; levels that are never reached get 0.
+    """
+    index = np.searchsorted(recall, levels, side="left")
+    reached = index < len(recall)
+    out = np.zeros(len(levels))
+    out[reached] = envelope[index[reached]]
+    return out
 
 
 # --------------------------------------------------------------------------- small helpers

@@ -375,28 +375,45 @@ def train_detector(
     learning_rate: float = 5e-3,
     seed: int = 0,
     flip: bool = True,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> list[float]:
     """Train ``model`` with Adam on normalised ``images`` ``(N, 3, H, W)`` and their boxes.
 
     Random batches of ``batch_size`` images, random horizontal flips, cosine decay of the
     learning rate.  A flip maps pixel column ``j`` to ``W - 1 - j``, so a box
     ``[x, y, w, h]`` becomes ``[W - 1 - x - w, y, w, h]``.  Returns the loss of every step.
+
+    ``device``: where to train (``"auto"`` picks CUDA, then MPS, then the CPU, as
+    ``course_lib.training.fit`` does); the images move there batch by batch and the model
+    stays there.  ``progress`` shows a progress bar with the running loss.
     """
     check_array(images, "images", (None, 3, None, None), allow_torch=True)
     if len(boxes_list) != images.shape[0]:
         raise ValueError(f"boxes_list must have one entry per image ({images.shape[0]}), got {len(boxes_list)}")
+    from course_lib.training import resolve_device
+
+    device = resolve_device(device)
+    model.to(device)
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1))
     image_size = tuple(images.shape[2:])
     width = image_size[1]
     losses = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="training the detector", unit="step")
     model.train()
     for _ in range(steps):
         batch = torch.randint(0, images.shape[0], (batch_size,), generator=generator)
         flips = torch.rand(batch_size, generator=generator) < 0.5 if flip else torch.zeros(batch_size, dtype=torch.bool)
-        batch_images = images[batch].clone()
-        batch_images[flips] = batch_images[flips].flip(-1)
+        batch_images = images[batch].clone().to(device)
+        mirrored = flips.to(device)
+        batch_images[mirrored] = batch_images[mirrored].flip(-1)
         batch_boxes = []
         for i, f in zip(batch.tolist(), flips.tolist()):
             boxes = np.asarray(boxes_list[i], dtype=np.float64).reshape(-1, 4).copy()
@@ -410,5 +427,10 @@ def train_detector(
         optimiser.step()
         schedule.step()
         losses.append(loss.item())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    if bar is not None:
+        bar.close()
     model.eval()
     return losses
