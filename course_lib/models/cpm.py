@@ -35,6 +35,9 @@ What the course changes, and why:
   so that its heatmaps compare with the other models' at stride 4, and is narrower with
   smaller kernels (16-channel 3x3 trunks, 32-channel 5x5 stages) to train on a CPU; its
   receptive fields still grow stage by stage (45, 93, 141 pixels of a 96x64 crop).
+
+:class:`SelectStage` wraps a multi-stage network so that one stage's maps can be scored
+like any heatmap model's (chapter 03 scores every stage; it serves the hourglass too).
 """
 
 from __future__ import annotations
