@@ -196,3 +196,134 @@ def _keypoint_set(name: str, argument: str) -> tuple[str, ...]:
     if name not in KEYPOINT_SETS:
         raise ValueError(f"{argument} must be one of {sorted(KEYPOINT_SETS)}, got {name!r}")
     return KEYPOINT_SETS[name]
+
+
+# --------------------------------------------------------------------------- drawing the sets
+SKELETONS: dict[str, tuple[tuple[int, int], ...]] = {
+    "coco": COCO_SKELETON,
+    "mpii": MPII_SKELETON,
+    "lsp": LSP_SKELETON,
+}
+
+# Where each named joint sits on a schematic person who faces the camera, arms a little away
+# from the body, in a 120 x 200 pixel frame (x to the right, y down).  The person's left is on
+# the right of the picture.  Only for drawing the keypoint sets side by side (chapter 00).
+TEMPLATE_POSITIONS: dict[str, tuple[float, float]] = {
+    "head_top": (60.0, 8.0),
+    "nose": (60.0, 34.0),
+    "left_eye": (66.0, 25.0),
+    "right_eye": (54.0, 25.0),
+    "left_ear": (76.0, 31.0),
+    "right_ear": (44.0, 31.0),
+    "upper_neck": (60.0, 44.0),
+    "neck": (60.0, 47.0),
+    "thorax": (60.0, 56.0),
+    "left_shoulder": (80.0, 58.0),
+    "right_shoulder": (40.0, 58.0),
+    "left_elbow": (89.0, 89.0),
+    "right_elbow": (31.0, 89.0),
+    "left_wrist": (96.0, 119.0),
+    "right_wrist": (24.0, 119.0),
+    "pelvis": (60.0, 109.0),
+    "left_hip": (71.0, 111.0),
+    "right_hip": (49.0, 111.0),
+    "left_knee": (73.0, 150.0),
+    "right_knee": (47.0, 150.0),
+    "left_ankle": (75.0, 189.0),
+    "right_ankle": (45.0, 189.0),
+}
+
+
+def template_pose(keypoint_set: str) -> np.ndarray:
+    """The schematic front-facing person of :data:`TEMPLATE_POSITIONS` in the order of a keypoint set.
+
+    Args:
+        keypoint_set: ``"coco"``, ``"mpii"`` or ``"lsp"``.
+
+    Returns:
+        ``(K, 2)`` float64 pixels ``x, y`` in a 120 x 200 frame.
+    """
+    names = _keypoint_set(keypoint_set, "keypoint_set")
+    return np.array([TEMPLATE_POSITIONS[name] for name in names], dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- the COCO format
+def coco_to_arrays(values) -> tuple[np.ndarray, np.ndarray]:
+    """COCO's flat keypoint list -> keypoints ``(K, 2)`` and visibility ``(K,)`` (chapter 00).
+
+    A COCO annotation stores its K keypoints as one flat list of 3K numbers,
+
+        [x_1, y_1, v_1, x_2, y_2, v_2, ..., x_K, y_K, v_K],
+
+    so keypoint ``k`` is ``values[3k], values[3k + 1]`` and its flag ``values[3k + 2]``
+    (0 not labelled, 1 labelled but not visible, 2 labelled and visible).
+
+    Args:
+        values: a sequence of 3K numbers (list or array).
+
+    Returns:
+        keypoints ``(K, 2)`` float64 and visibility ``(K,)`` int64.
+    """
+    from course_lib.validation import check_array
+
+    values = check_array(values, "values", (None,), dtype=np.float64)
+    if values.size == 0 or values.size % 3:
+        raise ValueError(f"values must hold 3 numbers (x, y, v) per keypoint, got {values.size} numbers")
+    triplets = values.reshape(-1, 3)  # (K, 3): x, y, v
+    flags = triplets[:, 2]
+    if not np.isin(flags, (0, 1, 2)).all():
+        raise ValueError(f"values must have visibility flags 0, 1 or 2 at every third place, got {flags.tolist()}")
+    return triplets[:, :2].copy(), flags.astype(np.int64)
+
+
+def arrays_to_coco(keypoints, visibility) -> list:
+    """Keypoints ``(K, 2)`` and visibility ``(K,)`` -> COCO's flat list ``[x, y, v] * K`` (chapter 00).
+
+    The inverse of :func:`coco_to_arrays`, written as COCO writes it: a keypoint that is not
+    labelled (``v = 0``) is stored as ``0, 0, 0`` whatever its coordinates, flags are
+    integers, and every entry is a plain Python number, so ``json.dumps`` accepts the list.
+
+    Returns:
+        a list of 3K Python numbers (floats for x and y, ints for v).
+    """
+    from course_lib.validation import check_array
+
+    dims: dict[str, int] = {}
+    keypoints = check_array(keypoints, "keypoints", ("K", 2), dims=dims, dtype=np.float64)
+    visibility = check_array(visibility, "visibility", ("K",), dims=dims)
+    if not np.isin(visibility, (0, 1, 2)).all():
+        raise ValueError(f"visibility must hold the flags 0, 1 or 2, got {visibility.tolist()}")
+    values: list = []
+    for (x, y), v in zip(keypoints, visibility):
+        labelled = v > 0
+        values += [float(x) if labelled else 0.0, float(y) if labelled else 0.0, int(v)]
+    return values
+
+
+def keypoint_box(keypoints, visibility) -> np.ndarray:
+    """The tightest box ``[x, y, w, h]`` around the labelled keypoints (``v > 0``) (chapter 00).
+
+        x = min_i x_i,   y = min_i y_i,   w = max_i x_i - min_i x_i,   h = max_i y_i - min_i y_i
+
+    over the keypoints with ``v_i > 0`` only: COCO writes unlabelled ones as ``(0, 0)``, and
+    counting them would stretch every box to the image corner.  Keypoints are points, so one
+    labelled keypoint gives a box of size 0.  (COCO's own ``bbox`` encloses the person's
+    segment, so it is larger: it holds the head and the hands, not only their joints.)
+
+    Args:
+        keypoints: ``(K, 2)`` pixels.
+        visibility: ``(K,)`` COCO flags.
+
+    Returns:
+        ``(4,)`` float64 ``[x, y, w, h]``.
+    """
+    from course_lib.validation import check_array
+
+    dims: dict[str, int] = {}
+    keypoints = check_array(keypoints, "keypoints", ("K", 2), dims=dims, dtype=np.float64)
+    visibility = check_array(visibility, "visibility", ("K",), dims=dims)
+    labelled = keypoints[visibility > 0]  # (L, 2)
+    if len(labelled) == 0:
+        raise ValueError("visibility marks no keypoint as labelled (v > 0): there is no box to draw")
+    low, high = labelled.min(axis=0), labelled.max(axis=0)
+    return np.concatenate([low, high - low])

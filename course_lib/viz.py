@@ -254,3 +254,66 @@ def show_heatmaps(
         ax.set_title(names[k] if names is not None else str(k), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def draw_keypoint_set(keypoint_set: str, ax: Axes | None = None, *, numbers: bool = True, fontsize: float = 7) -> Axes:
+    """Draw a keypoint set (``"coco"``, ``"mpii"`` or ``"lsp"``) on a schematic front-facing person.
+
+    Joints sit where :func:`course_lib.keypoints.template_pose` puts them, joined by the set's
+    skeleton, in the course's side colours (the person's left, on the right of the picture,
+    orange).  With ``numbers``, each joint is labelled with its 0-based index in the set, so
+    the picture doubles as the index table.
+    """
+    from course_lib.keypoints import KEYPOINT_SETS, SKELETONS, template_pose
+
+    if keypoint_set not in KEYPOINT_SETS:
+        raise ValueError(f"keypoint_set must be one of {sorted(KEYPOINT_SETS)}, got {keypoint_set!r}")
+    names = KEYPOINT_SETS[keypoint_set]
+    pose = template_pose(keypoint_set)  # (K, 2)
+    ax = _new_axes(ax, figsize=(2.4, 4))
+    draw_pose(pose, skeleton=SKELETONS[keypoint_set], ax=ax, names=names, markersize=30)
+    if numbers:
+        for index, (name, (x, y)) in enumerate(zip(names, pose)):
+            left_of_picture = name.startswith("right")  # the person's right is on the left of the picture
+            ax.annotate(str(index), (x, y), xytext=(-5 if left_of_picture else 5, 0), textcoords="offset points",
+                        ha="right" if left_of_picture else "left", va="center", fontsize=fontsize)
+    ax.set_xlim(0, 120)
+    ax.set_ylim(200, 0)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{keypoint_set.upper()}-{len(names)}", fontsize=10)
+    return ax
+
+
+def draw_errors(
+    pred: Any, gt: Any, visibility: Any = None, ax: Axes | None = None, *, color: str = "yellow",
+    linewidth: float = 1.2, markersize: float = 10.0,
+) -> Axes:
+    """Draw each labelled joint's error: a line from the truth (a white dot) to the prediction (a dot in ``color``).
+
+    Args:
+        pred, gt: ``(K, 2)`` or ``(N, K, 2)`` image pixels.
+        visibility: ``(K,)`` or ``(N, K)`` COCO flags of the truth (default all 2); joints with
+            ``v = 0`` have no truth and are skipped.
+        ax: axes to draw on (a new figure when None); an image's limits are kept.
+    """
+    pred = check_array(pred, "pred", (..., None, 2)).reshape(-1, 2)  # (N K, 2)
+    gt = check_array(gt, "gt", (..., None, 2)).reshape(-1, 2)
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred and gt must have the same shape, got {pred.shape} and {gt.shape}")
+    labelled = np.ones(len(gt), dtype=bool) if visibility is None else check_array(visibility, "visibility").reshape(-1) > 0
+    if labelled.shape != (len(gt),):
+        raise ValueError(f"visibility must have one flag per joint ({len(gt)}), got {labelled.size}")
+    ax = _new_axes(ax)
+    limits = (ax.get_xlim(), ax.get_ylim()) if ax.images else None
+    for (x0, y0), (x1, y1) in zip(gt[labelled], pred[labelled]):
+        ax.plot([x0, x1], [y0, y1], color=color, linewidth=linewidth)
+    ax.scatter(*gt[labelled].T, s=markersize, c="white", edgecolors="black", linewidths=0.5, zorder=3)
+    ax.scatter(*pred[labelled].T, s=markersize, c=color, edgecolors="black", linewidths=0.5, zorder=3)
+    if limits is not None:
+        ax.set_xlim(*limits[0])
+        ax.set_ylim(*limits[1])
+    elif not ax.yaxis_inverted():
+        ax.invert_yaxis()
+    return ax
