@@ -3,21 +3,34 @@
 One module per idea the chapters teach; open the one named after your chapter and read
 it like an appendix:
 
-=====================  ==========================================================
-module                 what it holds (chapter)
-=====================  ==========================================================
-``keypoints``          keypoint sets, skeletons, flip pairs, OKS constants (00)
-``data``               the synthetic data set, the COCO-format reader (00)
-``viz``                drawing poses, sample grids, heatmap overlays (00-09)
-``geometry``           box normalisation, crops, affine warps, flips (01, 06)
-``heatmaps``           Gaussian targets and their decoders (02)
-``models``             DeepPose, CPM, Hourglass, SimpleBaseline, HRNet, heads (01-09)
-``ops``                ROIPool and ROIAlign from scratch (05)
-``metrics``            PCP, PCK, PCKh, PDJ, OKS, COCO keypoint AP (08)
-``training``           losses, the training loop, evaluation (01-09)
-``widgets``            interactive demos for class (02, 05, 06-08)
-``grading``            notebook release and autograding (instructors)
-=====================  ==========================================================
+======================  =========================================================
+module                  what it holds (chapter)
+======================  =========================================================
+``keypoints``           keypoint sets, skeletons, flip pairs, OKS constants (00)
+``synthetic``           the synthetic people: renderer and data set writer (00)
+``data``                the default data, the COCO-format reader, the astronaut (00)
+``viz``                 drawing poses, sample grids, heatmap overlays (00-09)
+``geometry``            box normalisation, crops, affine warps, flips, top-down data (01, 06)
+``cascade``             DeepPose's cascade: simulated predictions, patches, refinement (01)
+``heatmaps``            Gaussian targets, decoders, the flip test, G-RMI targets (02, 06, 09)
+``receptive_field``     receptive fields, computed and measured (03)
+``models``              DeepPose, CPM, Hourglass, ResNet, SimpleBaseline, HRNet, heads,
+                        the person detector; build(), complexity(), latency (01-09)
+``ops``                 ROIPool and ROIAlign from scratch (05)
+``roi_keypoints``       a Mask R-CNN-style keypoint model on ROI features (05)
+``losses``              heatmap MSE, OHKM, regression, intermediate supervision, ... (01-09)
+``training``            the training loop, prediction, evaluation (01-09)
+``zoo``                 trained tiny models, cached after their first training (06-09)
+``metrics``             PCP, PCK, PCKh, PDJ, OKS, COCO keypoint AP, OKS-NMS (08, 09)
+``multi_person``        the top-down multi-person pipeline, detection to COCO AP (09)
+``grouping``            bottom-up grouping of joints by associative-embedding tags (09)
+``widgets``             interactive demos for class (02, 05, 06-08)
+``report``              experiment tables (every chapter)
+``grading``             notebook release and autograding (instructors)
+``book``, ``train``,    command lines: run every chapter (``make book``), train a model,
+``evaluate``            evaluate COCO files
+``validation``          the input checks used at every public boundary
+======================  =========================================================
 
 Conventions used everywhere
 ---------------------------
