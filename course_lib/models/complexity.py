@@ -252,3 +252,94 @@ def measure_training_speed(
         "input_size": (height, width),
         "device": str(device),
     }
+
+
+# ----------------------------------------------------------------------------- by hand, layer by layer (chapter 07)
+def _output_length(length: int, kernel: int, stride: int, padding: int, dilation: int, output_padding: int,
+                   transposed: bool) -> int:
+    if transposed:
+        return (length - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    return (length + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def layer_macs(layer: nn.Module, input_size: tuple[int, int]) -> int:
+    """True multiply-adds of one ``Conv2d`` or ``ConvTranspose2d`` on one image of ``(H_in, W_in)`` (bias not counted).
+
+    A convolution computes, at each *output* pixel, a dot product over ``C_in / g`` channels
+    and a ``k_h x k_w`` window for each of its ``C_out`` outputs; a transposed convolution
+    multiplies each *input* pixel by the ``C_out / g x k_h x k_w`` kernel of each input channel
+    and adds the products into the output (that is why it enlarges the map):
+
+        Conv2d:           C_out * (C_in / g) * k_h * k_w * H_out * W_out
+        ConvTranspose2d:  C_in * (C_out / g) * k_h * k_w * H_in * W_in
+
+    with ``H_out = floor((H_in + 2 p - d (k - 1) - 1) / s) + 1`` for a convolution.  Both are
+    ``weight.numel()`` times the number of pixels the kernel visits.  The HRNet paper's rule
+    (:func:`paper_gflops_rule`) uses the *output* size for both, which counts a stride-2
+    deconvolution four times.
+
+    Args:
+        layer: an ``nn.Conv2d`` or ``nn.ConvTranspose2d``.
+        input_size: ``(H_in, W_in)`` of its input.
+    """
+    if not isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+        raise TypeError(f"layer must be an nn.Conv2d or nn.ConvTranspose2d, got {type(layer).__name__}")
+    height, width = _check_input_size(input_size)
+    if isinstance(layer, nn.ConvTranspose2d):
+        return layer.weight.numel() * height * width  # (C_in, C_out / g, k_h, k_w) at every input pixel
+    out_height, out_width = (
+        _output_length(n, k, s, p, d, 0, transposed=False)
+        for n, k, s, p, d in zip((height, width), layer.kernel_size, layer.stride, _padding(layer), layer.dilation)
+    )
+    if out_height < 1 or out_width < 1:
+        raise ValueError(f"input_size {(height, width)} is too small for {layer}")
+    return layer.weight.numel() * out_height * out_width  # (C_out, C_in / g, k_h, k_w) at every output pixel
+
+
+def _padding(layer: nn.Conv2d) -> tuple[int, int]:
+    if isinstance(layer.padding, str):  # "same" / "valid"
+        if layer.padding == "valid":
+            return 0, 0
+        return tuple(d * (k - 1) // 2 for k, d in zip(layer.kernel_size, layer.dilation))
+    return tuple(layer.padding)
+
+
+def complexity_by_module(model: nn.Module, input_size: tuple[int, int], depth: int = 1) -> dict[str, dict[str, int]]:
+    """Parameters and true multiply-adds of each sub-module ``depth`` levels below ``model``, in order.
+
+    Names are those of ``model.named_modules()`` (``"stage2"``, ``"backbone.layer4"``...).
+    MACs come from ``torch.utils.flop_counter`` (one ``(1, 3, H, W)`` image, FLOPs / 2), counted
+    in the layers without children (convolutions, linear layers) and added up to the module
+    that holds them; so a ``ModuleList`` that is indexed rather than called (HRNet's
+    transitions) gets its layers' work too, and the modules of one depth add up to
+    ``complexity(model, input_size)["macs"]`` when every layer sits below that depth.  A model
+    built under ``with torch.device("meta"):`` is counted without allocating its weights.
+
+    Returns:
+        ``{name: {"params": int, "macs": int}}``.
+    """
+    model = _check_model(model)
+    height, width = _check_input_size(input_size)
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive integer, got {depth!r}")
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.randn(1, 3, height, width, device=device, dtype=dtype))
+    finally:
+        model.train(was_training)
+    # The counter names modules "ClassName.child.grandchild"; drop the root's class name.
+    recorded = {name.partition(".")[2]: sum(ops.values())
+                for name, ops in counter.get_flop_counts().items() if "." in name}
+    leaves = {name for name, module in model.named_modules() if name and next(module.children(), None) is None}
+    parts = [name for name, _ in model.named_modules() if name and name.count(".") == depth - 1]
+    result = {}
+    for part in parts:
+        flops = sum(value for name, value in recorded.items()
+                    if name in leaves and (name == part or name.startswith(part + ".")))
+        result[part] = {"params": count_parameters(model.get_submodule(part)), "macs": int(flops) // 2}
+    return result

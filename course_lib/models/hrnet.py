@@ -38,9 +38,10 @@ A note on the lecture notes: they describe stage 4 with two exchange units; the 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from course_lib.models.input_checks import check_images
@@ -273,3 +274,108 @@ def hrnet_tiny(
 ) -> HRNet:
     """A small HRNet for CPU: the same stem, four stages and exchange units; W16, one module per stage, 2 blocks."""
     return HRNet(width, num_keypoints, stage_modules, num_blocks, stem_width, layer1_blocks, input_size, name="hrnet_tiny")
+
+
+# ----------------------------------------------------------------------------- the pieces, written out (chapter 07)
+def branch_shapes(input_size: tuple[int, int], width: int, num_branches: int) -> list[tuple[int, int, int]]:
+    """``(C_b, H_b, W_b)`` of each parallel branch of an HRNet whose widest branch has ``width`` channels.
+
+    The stem's two stride-2 convolutions bring the input to 1/4; branch ``b`` (0-based) runs at
+    half the resolution of branch ``b - 1`` with twice the channels:
+
+        C_b = C * 2^b,   H_b = H / (4 * 2^b),   W_b = W / (4 * 2^b)
+
+    W32 at 256x192 in stage 4: (32, 64, 48), (64, 32, 24), (128, 16, 12), (256, 8, 6).
+
+    Args:
+        input_size: ``(H, W)`` of the input; both multiples of ``4 * 2^(num_branches - 1)``.
+        width: C, the channels of branch 0 (32 for W32).
+        num_branches: 1 to 4 (the stage number, for stages 1 to 4).
+
+    Returns:
+        one ``(C_b, H_b, W_b)`` tuple of ints per branch, highest resolution first.
+    """
+    height, width_px = _positive_pair(input_size, "input_size")
+    for name, value in (("width", width), ("num_branches", num_branches)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    divisor = 4 * 2 ** (num_branches - 1)
+    if height % divisor or width_px % divisor:
+        raise ValueError(f"input_size {tuple(input_size)} must be multiples of 4 * 2^(num_branches - 1) = {divisor} "
+                         f"for {num_branches} branches")
+    return [(width * 2**b, height // (4 * 2**b), width_px // (4 * 2**b)) for b in range(num_branches)]
+
+
+def _positive_pair(size: Sequence[int], name: str) -> tuple[int, int]:
+    if not (isinstance(size, (tuple, list)) and len(size) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
+        raise ValueError(f"{name} must be a pair (H, W) of positive integers, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def lateral_layers(module: HighResolutionModule, i: int) -> list[nn.Module | None]:
+    """The *learned* path from every branch ``j`` into output branch ``i`` of an exchange unit.
+
+    * ``j > i`` (coarser): the 1x1 convolution + BN of ``module.fuse_layers[i][j]``, without its
+      nearest upsampling (that step is :func:`fuse_into_branch`'s job);
+    * ``j < i`` (finer): the whole chain of stride-2 3x3 convolutions, which already lands on
+      branch ``i``'s resolution;
+    * ``j == i``: ``None`` (the identity).
+
+    Args:
+        module: a :class:`HighResolutionModule` with more than one branch.
+        i: the output branch, ``0 <= i < len(module.fuse_layers)``.
+    """
+    if not isinstance(module, HighResolutionModule) or module.fuse_layers is None:
+        raise ValueError("module must be a HighResolutionModule with at least two branches")
+    if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(module.fuse_layers):
+        raise ValueError(f"i must be an output branch between 0 and {len(module.fuse_layers) - 1}, got {i!r}")
+    layers: list[nn.Module | None] = []
+    for j, path in enumerate(module.fuse_layers[i]):
+        if j == i:
+            layers.append(None)
+        elif j > i:
+            layers.append(nn.Sequential(*list(path)[:-1]))  # conv 1x1 + BN, the Upsample left out
+        else:
+            layers.append(path)
+    return layers
+
+
+def fuse_into_branch(
+    branches: Sequence[torch.Tensor], i: int, lateral: Sequence[Callable[[torch.Tensor], torch.Tensor] | None]
+) -> torch.Tensor:
+    """Output branch ``i`` of an exchange unit, with the resampling written out (Sun et al. 2019, Sec. 3).
+
+        y_i = ReLU( x_i + sum_{j > i} Up_{2^(j-i)}( a_ij(x_j) ) + sum_{j < i} a_ij(x_j) )
+
+    where ``a_ij = lateral[j]`` is the learned layer from branch ``j`` to branch ``i`` (a 1x1
+    conv + BN to ``C_i`` channels for a coarser ``j``; ``i - j`` stride-2 3x3 convs for a finer
+    ``j``, which already reach branch ``i``'s size) and ``Up_f`` is nearest-neighbour upsampling
+    by ``f``: every value is repeated in an ``f x f`` block.  The ReLU comes after the sum.
+
+    This is what :class:`HighResolutionModule` computes after its branches (with
+    ``lateral = lateral_layers(module, i)``).
+
+    Args:
+        branches: ``x_j``, ``(N, C_j, H / 2^j, W / 2^j)`` for every branch ``j``.
+        i: the output branch.
+        lateral: one callable (or ``None`` at ``j == i``) per branch.
+
+    Returns:
+        ``(N, C_i, H / 2^i, W / 2^i)``.
+    """
+    if not isinstance(branches, (list, tuple)) or not branches:
+        raise ValueError("branches must be a non-empty list of (N, C_j, H_j, W_j) tensors")
+    if len(lateral) != len(branches):
+        raise ValueError(f"lateral must have one entry per branch ({len(branches)}), got {len(lateral)}")
+    if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(branches):
+        raise ValueError(f"i must be a branch index between 0 and {len(branches) - 1}, got {i!r}")
+    total = branches[i]
+    for j, x_j in enumerate(branches):
+        if j == i:
+            continue
+        y = lateral[j](x_j)  # (N, C_i, H_j, W_j) for j > i; (N, C_i, H_i, W_i) for j < i
+        if j > i:
+            y = F.interpolate(y, scale_factor=2 ** (j - i), mode="nearest")  # (N, C_i, H_i, W_i)
+        total = total + y
+    return F.relu(total)

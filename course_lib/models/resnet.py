@@ -222,3 +222,29 @@ def resnet101(num_classes: int | None = None) -> ResNet:
 def resnet152(num_classes: int | None = None) -> ResNet:
     """ResNet-152 (Bottleneck, 3-8-36-3)."""
     return resnet(152, num_classes)
+
+
+def basic_block_parameters(in_channels: int, planes: int, stride: int = 1) -> int:
+    """Number of parameters of a :class:`BasicBlock` (as :func:`make_layer` builds it), by formula.
+
+    Two 3x3 convolutions without bias, each followed by a BatchNorm with a weight and a bias
+    per channel (its running mean and variance are buffers, not parameters):
+
+        P = 9 C_in P_l + 2 P_l   +   9 P_l^2 + 2 P_l                       (conv1, bn1, conv2, bn2)
+          + (C_in P_l + 2 P_l   if stride != 1 or C_in != P_l)            (1x1 projection + BN)
+
+    with ``C_in = in_channels`` and ``P_l = planes``.  A block of HRNet-W32's first branch
+    (32 -> 32, stride 1): 9*32*32 + 9*32*32 + 4*32 = 18,560.
+
+    Args:
+        in_channels: channels of the block's input.
+        planes: channels of its convolutions and output.
+        stride: of the first convolution (2 halves the resolution).
+    """
+    for name, value in (("in_channels", in_channels), ("planes", planes), ("stride", stride)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    count = 9 * in_channels * planes + 2 * planes + 9 * planes * planes + 2 * planes
+    if stride != 1 or in_channels != planes:
+        count += in_channels * planes + 2 * planes
+    return count
