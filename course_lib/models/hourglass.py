@@ -205,3 +205,86 @@ def hourglass_tiny(
 ) -> StackedHourglass:
     """A small stacked hourglass for CPU: 2 stacks of 64 features, order 3 (input sizes multiples of 32)."""
     return StackedHourglass(num_stacks, num_keypoints, num_features, 1, order, skip_connections, input_size, name="hourglass_tiny")
+
+
+# --------------------------------------------------------------------------------------
+# Looking inside (chapter 04): where the parameters sit, and the intermediate stacks
+# --------------------------------------------------------------------------------------
+def _count(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def hourglass_parameter_split(hourglass: Hourglass) -> dict[str, int]:
+    """Parameters of one :class:`Hourglass` by role, summed over its levels.
+
+    * ``encoder``: the ``low1`` modules, run after each max-pool on the way down;
+    * ``bottom``: the innermost ``low2`` (order 1), at the lowest resolution;
+    * ``decoder``: the ``low3`` modules, run before each upsampling on the way up;
+    * ``skip``: the ``up1`` branches (0 without skip connections).
+
+    With one residual module per step, encoder and decoder hold the same number of
+    parameters: the hourglass is symmetric.
+    """
+    if not isinstance(hourglass, Hourglass):
+        raise TypeError(f"hourglass must be an Hourglass, got {type(hourglass).__name__}")
+    split = {"encoder": 0, "bottom": 0, "decoder": 0, "skip": 0}
+    level = hourglass
+    while True:
+        split["encoder"] += _count(level.low1)
+        split["decoder"] += _count(level.low3)
+        split["skip"] += _count(level.up1)
+        if not isinstance(level.low2, Hourglass):
+            split["bottom"] += _count(level.low2)
+            return split
+        level = level.low2
+
+
+class SelectStack(nn.Module):
+    """A view of a :class:`StackedHourglass` whose output is the heatmaps of stack ``stack`` (1-based).
+
+    The whole network still runs; only the returned maps change.  Use it to evaluate the
+    intermediate predictions with the tools made for a final output, e.g.
+    ``training.evaluate(SelectStack(model, 1), data)``.  The attributes ``stride``,
+    ``input_size``, ``size_divisor``, ``num_keypoints`` and ``name`` are the model's.
+    """
+
+    def __init__(self, model: StackedHourglass, stack: int):
+        super().__init__()
+        if not isinstance(model, StackedHourglass):
+            raise TypeError(f"model must be a StackedHourglass, got {type(model).__name__}")
+        if isinstance(stack, bool) or not isinstance(stack, int) or not 1 <= stack <= model.num_stacks:
+            raise ValueError(f"stack must be an integer from 1 to {model.num_stacks}, got {stack!r}")
+        self.model, self.stack = model, stack
+        for name in ("stride", "input_size", "size_divisor", "num_keypoints"):
+            setattr(self, name, getattr(model, name))
+        self.name = f"{model.name} (stack {stack})"
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, H, W)`` -> the heatmaps of stack ``stack``, ``(N, K, H/4, W/4)``."""
+        return self.model(images)[self.stack - 1]
+
+
+def residual_output_sizes(model: nn.Module, input_size: tuple[int, int]) -> list[tuple[str, tuple[int, int, int]]]:
+    """``(name, (C, H, W))`` of every :class:`Residual` output, in the order the forward pass runs them.
+
+    One forward pass of one zero image of ``input_size`` with forward hooks; names are those of
+    ``model.named_modules()`` (e.g. ``hourglasses.0.low2.low1.0``).  Used to draw the hourglass.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    height, width = (int(v) for v in input_size)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"input_size must be two positive integers (H, W), got {input_size!r}")
+    sizes: list[tuple[str, tuple[int, int, int]]] = []
+    hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: sizes.append((name, tuple(out.shape[1:]))))
+             for name, module in model.named_modules() if isinstance(module, Residual)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, height, width))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return sizes

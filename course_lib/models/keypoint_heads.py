@@ -13,7 +13,9 @@
   Estimation in the Wild"): on a crop's feature map, a ``1 x 1`` convolution to ``3K``
   channels, ``K`` heatmap logits (is the keypoint within a disk of radius ``R`` of this
   cell?) and ``2K`` offsets (the vector from the cell to the keypoint).  Targets and
-  decoding live in ``course_lib.heatmaps`` (``grmi_targets``, ``decode_grmi``).
+  decoding live in ``course_lib.heatmaps`` (``grmi_targets``, ``decode_grmi``);
+  :class:`GRMIPoseNet` puts the head on a trunk (e.g. a trained SimpleBaseline's) and
+  :class:`GRMILoss` trains it with ``training.fit`` (chapter 09).
 
 Dimension letters: ``R`` boxes (person instances), ``C`` feature channels, ``K``
 keypoints, ``[h, w]`` ROI feature size, ``[H, W]`` heatmap size.  Boxes are the course's
@@ -31,7 +33,14 @@ from torch import nn
 
 from course_lib.validation import check_array
 
-__all__ = ["GRMIHead", "MaskRCNNKeypointHead", "keypoints_to_roi_targets", "roi_heatmaps_to_keypoints"]
+__all__ = [
+    "GRMIHead",
+    "GRMILoss",
+    "GRMIPoseNet",
+    "MaskRCNNKeypointHead",
+    "keypoints_to_roi_targets",
+    "roi_heatmaps_to_keypoints",
+]
 
 
 def _check_input_channels(x: torch.Tensor, in_channels: int, name: str = "features") -> None:
@@ -232,3 +241,119 @@ class GRMIHead(nn.Module):
         out = self.predict(features)  # (N, 3K, h, w)
         k = self.num_keypoints
         return out[:, :k], out[:, k:]
+
+
+class GRMIPoseNet(nn.Module):
+    """A top-down pose network with G-RMI's output: crops ``(N, 3, H, W)`` -> ``(heatmap_logits, offsets)``.
+
+    ``trunk`` maps crops to features ``(N, C, H / stride, W / stride)``; a :class:`GRMIHead`
+    turns them into ``K`` disk logits and ``2K`` offsets.  The paper's trunk is a ResNet-101
+    at output stride 8; chapter 09 reuses a trained tiny SimpleBaseline's ResNet and
+    deconvolutions (:meth:`from_simple_baseline`), so only the new head has to learn much.
+
+    Offsets are in units of ``radius`` (``grmi_targets(..., normalize_offsets=True)``);
+    :meth:`decode` turns the outputs into keypoints in **input-crop pixels** with the paper's
+    Hough voting (``heatmaps.decode_grmi``).
+
+    Attributes:
+        radius: the disk radius R in input pixels.
+        input_size, stride, num_keypoints: as for the other pose models.
+    """
+
+    def __init__(
+        self,
+        trunk: nn.Module,
+        in_channels: int,
+        num_keypoints: int = 17,
+        input_size: tuple[int, int] = (96, 64),
+        stride: int = 4,
+        radius: float = 8.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(trunk, nn.Module):
+            raise TypeError(f"trunk must be an nn.Module, got {type(trunk).__name__}")
+        if not (isinstance(radius, (int, float)) and radius > 0):
+            raise ValueError(f"radius must be a number > 0 (input pixels), got {radius!r}")
+        self.trunk = trunk
+        self.head = GRMIHead(in_channels, num_keypoints)
+        self.num_keypoints, self.input_size = num_keypoints, tuple(input_size)
+        self.stride, self.radius = stride, float(radius)
+
+    @classmethod
+    def from_simple_baseline(
+        cls, model: nn.Module, radius: float = 8.0, heatmap_sigma: float | None = 2.0, gain: float = 10.0
+    ) -> "GRMIPoseNet":
+        """Reuse a trained SimpleBaseline's ResNet and deconvolutions (copied) as the trunk.
+
+        With ``heatmap_sigma`` (the sigma, in heatmap pixels, of the Gaussians the model was
+        trained on), the disk logits start as a thresholded copy of its heatmaps: a Gaussian
+        ``H`` exceeds ``t = exp(-(R / stride)^2 / (2 sigma^2))`` exactly inside the disk of
+        radius ``R``, so the head starts at ``logit = gain * (H - t)`` (the 1x1 heatmap layer,
+        scaled and shifted).  The offsets start at zero: every position first votes for
+        itself, and fine-tuning teaches the offsets.  ``heatmap_sigma=None`` starts the head
+        from PyTorch's default initialisation instead.
+        """
+        import copy
+        import math
+
+        for name in ("backbone", "deconv_layers", "final_layer"):
+            if not hasattr(model, name):
+                raise TypeError(f"model must be a SimpleBaseline (it has no {name!r}), got {type(model).__name__}")
+        trunk = nn.Sequential(copy.deepcopy(model.backbone), copy.deepcopy(model.deconv_layers))
+        net = cls(trunk, model.final_layer.in_channels, model.num_keypoints, model.input_size, model.stride, radius)
+        if heatmap_sigma is not None:
+            threshold = math.exp(-((radius / model.stride) ** 2) / (2 * heatmap_sigma**2))
+            k = model.num_keypoints
+            with torch.no_grad():
+                net.head.predict.weight.zero_()
+                net.head.predict.bias.zero_()
+                net.head.predict.weight[:k] = gain * model.final_layer.weight
+                net.head.predict.bias[:k] = gain * (model.final_layer.bias - threshold)
+        return net
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, 3, H, W)`` -> heatmap logits ``(N, K, H/s, W/s)`` and offsets ``(N, 2K, H/s, W/s)``."""
+        return self.head(self.trunk(images))
+
+    @torch.no_grad()
+    def decode(
+        self, outputs: tuple[torch.Tensor, torch.Tensor], method: str = "vote"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs -> keypoints ``(N, K, 2)`` in input-crop pixels, scores ``(N, K)`` (the share of a disk's votes)."""
+        from course_lib.heatmaps import decode_grmi
+
+        logits, offsets = outputs
+        return decode_grmi(logits.float(), offsets.float(), self.stride, self.radius, method=method, logits=True,
+                           normalized_offsets=True)
+
+
+class GRMILoss:
+    """``loss(outputs, batch)`` for :class:`GRMIPoseNet` with ``training.fit``: G-RMI's targets made on the fly.
+
+    From the batch's crop keypoints ``batch["keypoints"]`` ``(N, K, 2)`` and
+    ``batch["visibility"]`` ``(N, K)`` it makes the disks and normalised offsets
+    (``heatmaps.grmi_targets``) and returns ``losses.grmi_loss``: a logistic loss on the disks
+    (weight 4) and a Huber loss on the offsets inside the disks (weight 1).
+    """
+
+    def __init__(self, radius: float, stride: int) -> None:
+        if not (isinstance(radius, (int, float)) and radius > 0):
+            raise ValueError(f"radius must be a number > 0 (input pixels), got {radius!r}")
+        if not (isinstance(stride, int) and stride > 0):
+            raise ValueError(f"stride must be a positive int, got {stride!r}")
+        self.radius, self.stride = float(radius), stride
+
+    def __call__(self, outputs: tuple[torch.Tensor, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
+        from course_lib.heatmaps import grmi_targets
+        from course_lib.losses import grmi_loss
+
+        if not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
+            raise TypeError("outputs must be the pair (heatmap_logits, offsets) that GRMIPoseNet returns")
+        logits, offsets = outputs
+        disks, offset_targets, weights = grmi_targets(
+            batch["keypoints"].float(), batch["visibility"], tuple(logits.shape[-2:]), self.radius, self.stride,
+            normalize_offsets=True,
+        )
+        device = logits.device
+        return grmi_loss(logits.float(), offsets.float(), disks.to(device), offset_targets.to(device),
+                         weights.to(device))
