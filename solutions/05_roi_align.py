@@ -51,7 +51,6 @@ from matplotlib.patches import Rectangle
 
 from course_lib import data, ops, report, roi_keypoints, training, viz, widgets
 from course_lib.grading import ch05_roi_align as checks
-from course_lib.keypoints import COCO_KEYPOINTS
 from course_lib.models.keypoint_heads import keypoints_to_roi_targets
 
 data.ensure_default_data()

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib import data, geometry, heatmaps, losses, models, report, synthetic, training, viz, widgets, zoo
+from course_lib import data, geometry, heatmaps, losses, models, report, training, viz, widgets, zoo
 from course_lib.grading import ch06_simple_baseline as checks
 from course_lib.keypoints import COCO_FLIP_PAIRS, COCO_KEYPOINTS
 from course_lib.models.complexity import complexity_by_module

@@ -160,15 +160,6 @@ def _rectangle_scenes(count: int, generator: np.random.Generator) -> tuple[torch
     return torch.tensor(np.stack(images), dtype=torch.float32), boxes_list
 
 
-@pytest.fixture
-def one_thread():
-    """Small models train faster on one thread, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_loss_is_finite_and_decreases_when_training_on_rectangles(one_thread):
     torch.manual_seed(0)
     images, boxes_list = _rectangle_scenes(16, np.random.default_rng(0))

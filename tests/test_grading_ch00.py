@@ -8,16 +8,7 @@ import pytest
 from course_lib import geometry
 from course_lib import keypoints as keypoint_sets
 from course_lib.grading import ch00_the_task as ch00
-from course_lib.grading.checks import CheckFailed
-
-
-def _fails(check, fn, *fragments):
-    with pytest.raises(CheckFailed) as error:
-        check(fn)
-    message = str(error.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+from checking import assert_check_fails
 
 
 # --------------------------------------------------------------------------- written from the formulas
@@ -75,7 +66,7 @@ def test_stubs_are_told_to_write_the_function(exercise):
     def stub(*args):
         raise NotImplementedError()
 
-    _fails(getattr(ch00, f"check_{exercise}"), stub, "not written yet")
+    assert_check_fails(getattr(ch00, f"check_{exercise}"), stub, "not written yet")
 
 
 @pytest.mark.parametrize(
@@ -90,7 +81,7 @@ def test_calling_the_course_implementation_fails_the_hidden_check(exercise, libr
     else:
         def wrapper(*args):
             return library_function(*args)
-    _fails(getattr(ch00, f"hidden_{exercise}"), wrapper, "reference implementation")
+    assert_check_fails(getattr(ch00, f"hidden_{exercise}"), wrapper, "reference implementation")
 
 
 def test_hidden_flip_refuses_flip_permutation():
@@ -100,7 +91,7 @@ def test_hidden_flip_refuses_flip_permutation():
         flipped[:, 0] = width - 1 - flipped[:, 0]
         return flipped[perm], np.asarray(visibility)[perm]
 
-    _fails(ch00.hidden_flip_keypoints, with_permutation, "flip_permutation")
+    assert_check_fails(ch00.hidden_flip_keypoints, with_permutation, "flip_permutation")
 
 
 # --------------------------------------------------------------------------- typical mistakes
@@ -109,27 +100,27 @@ def test_coco_to_arrays_mistakes():
         table = np.asarray(values, float).reshape(3, -1)
         return table[:2].T, table[2].astype(int)
 
-    _fails(ch00.check_coco_to_arrays, by_columns, "reshape(K, 3)")
+    assert_check_fails(ch00.check_coco_to_arrays, by_columns, "reshape(K, 3)")
 
     def float_flags(values):
         keypoints, visibility = good_coco_to_arrays(values)
         return keypoints, visibility.astype(float)
 
-    _fails(ch00.check_coco_to_arrays, float_flags, "must hold integers")
+    assert_check_fails(ch00.check_coco_to_arrays, float_flags, "must hold integers")
 
     def swapped(values):
         keypoints, visibility = good_coco_to_arrays(values)
         return keypoints[:, ::-1], visibility
 
-    _fails(ch00.check_coco_to_arrays, swapped, "x and y look swapped")
+    assert_check_fails(ch00.check_coco_to_arrays, swapped, "x and y look swapped")
 
     def integer_keypoints(values):
         keypoints, visibility = good_coco_to_arrays(values)
         return keypoints.astype(int), visibility
 
-    _fails(ch00.check_coco_to_arrays, integer_keypoints, "floating-point")
+    assert_check_fails(ch00.check_coco_to_arrays, integer_keypoints, "floating-point")
 
-    _fails(ch00.check_coco_to_arrays, lambda values: None, "forget")
+    assert_check_fails(ch00.check_coco_to_arrays, lambda values: None, "forget")
 
 
 def test_arrays_to_coco_mistakes():
@@ -138,7 +129,7 @@ def test_arrays_to_coco_mistakes():
         out[2::3] = [np.int64(v) for v in out[2::3]]
         return out
 
-    _fails(ch00.check_arrays_to_coco, numpy_flags, "JSON")
+    assert_check_fails(ch00.check_arrays_to_coco, numpy_flags, "JSON")
 
     def keeps_positions(keypoints, visibility):
         out = []
@@ -146,19 +137,19 @@ def test_arrays_to_coco_mistakes():
             out += [float(x), float(y), int(v)]
         return out
 
-    _fails(ch00.check_arrays_to_coco, keeps_positions, "0, 0, 0")
+    assert_check_fails(ch00.check_arrays_to_coco, keeps_positions, "0, 0, 0")
 
     def as_array(keypoints, visibility):
         return np.array(good_arrays_to_coco(keypoints, visibility))
 
-    _fails(ch00.check_arrays_to_coco, as_array, "must be of type list")
+    assert_check_fails(ch00.check_arrays_to_coco, as_array, "must be of type list")
 
     def float_flags(keypoints, visibility):
         out = good_arrays_to_coco(keypoints, visibility)
         out[2::3] = [float(v) for v in out[2::3]]
         return out
 
-    _fails(ch00.check_arrays_to_coco, float_flags, "must be integers")
+    assert_check_fails(ch00.check_arrays_to_coco, float_flags, "must be integers")
 
 
 def test_flip_mistakes():
@@ -167,55 +158,55 @@ def test_flip_mistakes():
         flipped[:, 0] = width - 1 - flipped[:, 0]
         return flipped, np.array(visibility)[[0, 2, 1, 4, 3]] if len(visibility) == 5 else np.array(visibility)
 
-    _fails(ch00.check_flip_keypoints, no_swap, "did not swap")
+    assert_check_fails(ch00.check_flip_keypoints, no_swap, "did not swap")
 
     def width_minus_x(keypoints, visibility, width, flip_pairs):
         return good_flip_keypoints(keypoints, visibility, width + 1, flip_pairs)
 
-    _fails(ch00.check_flip_keypoints, width_minus_x, "off by exactly one")
+    assert_check_fails(ch00.check_flip_keypoints, width_minus_x, "off by exactly one")
 
     def flags_stay(keypoints, visibility, width, flip_pairs):
         flipped, _ = good_flip_keypoints(keypoints, visibility, width, flip_pairs)
         return flipped, np.array(visibility)
 
-    _fails(ch00.check_flip_keypoints, flags_stay, "visibility flags must swap")
+    assert_check_fails(ch00.check_flip_keypoints, flags_stay, "visibility flags must swap")
 
     def mirrors_y(keypoints, visibility, width, flip_pairs):
         flipped, flags = good_flip_keypoints(np.asarray(keypoints)[:, ::-1], visibility, width, flip_pairs)
         return flipped[:, ::-1], flags
 
-    _fails(ch00.hidden_flip_keypoints, mirrors_y, "mirrored y")
+    assert_check_fails(ch00.hidden_flip_keypoints, mirrors_y, "mirrored y")
 
     def in_place(keypoints, visibility, width, flip_pairs):
         keypoints[:, 0] = width - 1 - keypoints[:, 0]
         return good_flip_keypoints(keypoints, visibility, 2 * width - 1, flip_pairs)
 
-    _fails(ch00.check_flip_keypoints, in_place, "changed its input")
+    assert_check_fails(ch00.check_flip_keypoints, in_place, "changed its input")
 
 
 def test_hidden_flip_checks_the_person_sets():
     def coco_only(keypoints, visibility, width, flip_pairs):
         return good_flip_keypoints(keypoints, visibility, width, keypoint_sets.COCO_FLIP_PAIRS[:len(flip_pairs)])
 
-    _fails(ch00.hidden_flip_keypoints, coco_only, "MPII")
+    assert_check_fails(ch00.hidden_flip_keypoints, coco_only, "MPII")
 
 
 def test_keypoint_box_mistakes():
     def all_points(keypoints, visibility):
         return good_keypoint_box(keypoints, np.full(len(visibility), 2))
 
-    _fails(ch00.check_keypoint_box, all_points, "v = 0", "image corner")
+    assert_check_fails(ch00.check_keypoint_box, all_points, "v = 0", "image corner")
 
     def corners(keypoints, visibility):
         box = good_keypoint_box(keypoints, visibility)
         return np.concatenate([box[:2], box[:2] + box[2:]])
 
-    _fails(ch00.check_keypoint_box, corners, "[x, y, w, h]")
+    assert_check_fails(ch00.check_keypoint_box, corners, "[x, y, w, h]")
 
     def visible_only(keypoints, visibility):
         return good_keypoint_box(keypoints, np.where(np.asarray(visibility) == 2, 2, 0))
 
-    _fails(ch00.check_keypoint_box, visible_only, "v = 1")
+    assert_check_fails(ch00.check_keypoint_box, visible_only, "v = 1")
 
     def as_list(keypoints, visibility):
         return [float(v) for v in good_keypoint_box(keypoints, visibility)]

@@ -7,16 +7,7 @@ import pytest
 
 from course_lib import geometry, metrics
 from course_lib.grading import ch01_deeppose as ch01
-from course_lib.grading.checks import CheckFailed
-
-
-def _fails(check, fn, *fragments):
-    with pytest.raises(CheckFailed) as error:
-        check(fn)
-    message = str(error.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+from checking import assert_check_fails
 
 
 # --------------------------------------------------------------------------- written from the formulas
@@ -75,7 +66,7 @@ def test_stubs_are_told_to_write_the_function(exercise):
     def stub(*args):
         raise NotImplementedError()
 
-    _fails(getattr(ch01, f"check_{exercise}"), stub, "not written yet")
+    assert_check_fails(getattr(ch01, f"check_{exercise}"), stub, "not written yet")
 
 
 def test_the_lecture_table_is_reproduced_by_the_course_implementation():
@@ -103,7 +94,7 @@ def test_the_lecture_table_is_reproduced_by_the_course_implementation():
     ],
 )
 def test_calling_the_course_implementation_fails_the_hidden_check(exercise, library_function):
-    _fails(getattr(ch01, f"hidden_{exercise}"), library_function, "reference implementation")
+    assert_check_fails(getattr(ch01, f"hidden_{exercise}"), library_function, "reference implementation")
 
 
 def test_pdj_with_the_course_pck_is_refused():
@@ -112,7 +103,7 @@ def test_pdj_with_the_course_pck_is_refused():
         diameter = np.linalg.norm(gt[:, 5] - gt[:, 12], axis=-1)
         return metrics.pck(pred, gt, visibility, diameter, threshold).mean
 
-    _fails(ch01.hidden_percent_detected_joints, via_pck, "metrics.pck.pck")
+    assert_check_fails(ch01.hidden_percent_detected_joints, via_pck, "metrics.pck.pck")
 
 
 # --------------------------------------------------------------------------- typical mistakes
@@ -121,17 +112,17 @@ def test_normalize_mistakes():
         x, y, w, h = box
         return good_normalize_to_box(keypoints, [x + w / 2, y + h / 2, w, h])
 
-    _fails(ch01.check_normalize_to_box, corner_box, "CENTRE first")
-    _fails(ch01.check_normalize_to_box, lambda k, b: good_normalize_to_box(k, np.asarray(b)[[0, 1, 3, 2]]),
-           "exchanged")
-    _fails(ch01.check_normalize_to_box, lambda k, b: np.asarray(k, float) / np.asarray(b, float)[2:],
-           "centre was not subtracted")
-    _fails(ch01.check_normalize_to_box, lambda k, b: np.asarray(k, float) - np.asarray(b, float)[:2],
-           "not divided")
-    _fails(ch01.check_normalize_to_box,
-           lambda k, b: (np.asarray(k, float) - np.asarray(b, float)[:2]) / float(b[2]), "divided by the width")
-    _fails(ch01.check_normalize_to_box, lambda k, b: good_normalize_to_box(k, b)[:, ::-1], "swapped")
-    _fails(ch01.check_normalize_to_box, lambda k, b: good_normalize_to_box(k, b).tolist()[0], "shape")
+    assert_check_fails(ch01.check_normalize_to_box, corner_box, "CENTRE first")
+    assert_check_fails(ch01.check_normalize_to_box, lambda k, b: good_normalize_to_box(k, np.asarray(b)[[0, 1, 3, 2]]),
+                       "exchanged")
+    assert_check_fails(ch01.check_normalize_to_box, lambda k, b: np.asarray(k, float) / np.asarray(b, float)[2:],
+                       "centre was not subtracted")
+    assert_check_fails(ch01.check_normalize_to_box, lambda k, b: np.asarray(k, float) - np.asarray(b, float)[:2],
+                       "not divided")
+    assert_check_fails(ch01.check_normalize_to_box,
+                       lambda k, b: (np.asarray(k, float) - np.asarray(b, float)[:2]) / float(b[2]), "divided by the width")
+    assert_check_fails(ch01.check_normalize_to_box, lambda k, b: good_normalize_to_box(k, b)[:, ::-1], "swapped")
+    assert_check_fails(ch01.check_normalize_to_box, lambda k, b: good_normalize_to_box(k, b).tolist()[0], "shape")
 
 
 def test_normalize_integer_arithmetic_is_caught():
@@ -139,7 +130,7 @@ def test_normalize_integer_arithmetic_is_caught():
         keypoints, box = np.asarray(keypoints), np.asarray(box)
         return (keypoints - box[:2]) // box[2:]
 
-    _fails(ch01.check_normalize_to_box, floor_division)
+    assert_check_fails(ch01.check_normalize_to_box, floor_division)
 
 
 def test_denormalize_mistakes():
@@ -147,26 +138,26 @@ def test_denormalize_mistakes():
         cx, cy, w, h = box
         return good_denormalize_from_box(normalized, [cx, 2 * cy, w, h])
 
-    _fails(ch01.check_denormalize_from_box, slip, "centre y of 300")
-    _fails(ch01.check_denormalize_from_box, lambda n, b: np.asarray(n) * np.asarray(b)[2:], "not added back")
-    _fails(ch01.check_denormalize_from_box, lambda n, b: np.asarray(b)[:2] + np.asarray(n) / np.asarray(b)[2:],
-           "multiplies")
-    _fails(ch01.check_denormalize_from_box, lambda n, b: good_denormalize_from_box(n, np.asarray(b)[[0, 1, 3, 2]]),
-           "exchanged")
+    assert_check_fails(ch01.check_denormalize_from_box, slip, "centre y of 300")
+    assert_check_fails(ch01.check_denormalize_from_box, lambda n, b: np.asarray(n) * np.asarray(b)[2:], "not added back")
+    assert_check_fails(ch01.check_denormalize_from_box, lambda n, b: np.asarray(b)[:2] + np.asarray(n) / np.asarray(b)[2:],
+                       "multiplies")
+    assert_check_fails(ch01.check_denormalize_from_box, lambda n, b: good_denormalize_from_box(n, np.asarray(b)[[0, 1, 3, 2]]),
+                       "exchanged")
 
     def in_place(normalized, box):
         normalized *= np.asarray(box)[2:]
         normalized += np.asarray(box)[:2]
         return normalized
 
-    _fails(ch01.check_denormalize_from_box, in_place, "changed its input")
+    assert_check_fails(ch01.check_denormalize_from_box, in_place, "changed its input")
 
 
 def test_pdj_mistakes():
     def all_joints(pred, gt, visibility, threshold):
         return good_percent_detected_joints(pred, gt, np.full(np.shape(visibility), 2), threshold)
 
-    _fails(ch01.check_percent_detected_joints, all_joints, "v = 0")
+    assert_check_fails(ch01.check_percent_detected_joints, all_joints, "v = 0")
 
     def strict(pred, gt, visibility, threshold):
         pred, gt = np.asarray(pred, float), np.asarray(gt, float)
@@ -175,40 +166,40 @@ def test_pdj_mistakes():
         hit = np.linalg.norm(pred - gt, axis=-1) < threshold * diameter[:, None]
         return float((hit & labelled).sum() / labelled.sum())
 
-    _fails(ch01.check_percent_detected_joints, strict, "<=")
+    assert_check_fails(ch01.check_percent_detected_joints, strict, "<=")
 
     def predicted_torso(pred, gt, visibility, threshold):
         return _with_diameter_from(pred, pred, gt, visibility, threshold)
 
-    _fails(ch01.hidden_percent_detected_joints, predicted_torso, "ground truth, not on the prediction")
+    assert_check_fails(ch01.hidden_percent_detected_joints, predicted_torso, "ground truth, not on the prediction")
 
     def same_side(pred, gt, visibility, threshold):
         return _with_diameter_from(gt, pred, gt, visibility, threshold, pair=(5, 11))
 
-    _fails(ch01.check_percent_detected_joints, same_side, "RIGHT hip")
+    assert_check_fails(ch01.check_percent_detected_joints, same_side, "RIGHT hip")
 
     def visible_only(pred, gt, visibility, threshold):
         return good_percent_detected_joints(pred, gt, np.where(np.asarray(visibility) == 2, 2, 0), threshold)
 
-    _fails(ch01.check_percent_detected_joints, visible_only, "v = 1")
+    assert_check_fails(ch01.check_percent_detected_joints, visible_only, "v = 1")
 
     def pixels(pred, gt, visibility, threshold):
         labelled = np.asarray(visibility) > 0
         hit = np.linalg.norm(np.asarray(pred, float) - np.asarray(gt, float), axis=-1) <= threshold
         return float((hit & labelled).sum() / labelled.sum())
 
-    _fails(ch01.check_percent_detected_joints, pixels, "threshold x diameter")
+    assert_check_fails(ch01.check_percent_detected_joints, pixels, "threshold x diameter")
 
     def per_person(pred, gt, visibility, threshold):
         return float(np.mean([good_percent_detected_joints(p[None], g[None], v[None], threshold)
                               for p, g, v in zip(pred, gt, np.asarray(visibility))]))
 
-    _fails(ch01.hidden_percent_detected_joints, per_person, "per person")
+    assert_check_fails(ch01.hidden_percent_detected_joints, per_person, "per person")
 
     def array_result(pred, gt, visibility, threshold):
         return np.array([good_percent_detected_joints(pred, gt, visibility, threshold)])
 
-    _fails(ch01.check_percent_detected_joints, array_result, "float")
+    assert_check_fails(ch01.check_percent_detected_joints, array_result, "float")
 
 
 def _with_diameter_from(source, pred, gt, visibility, threshold, pair=(5, 12)):
@@ -225,23 +216,23 @@ def test_refinement_boxes_mistakes():
         boxes[:, :2] -= boxes[:, 2:] / 2
         return boxes
 
-    _fails(ch01.check_refinement_boxes, corners, "top-left corner")
+    assert_check_fails(ch01.check_refinement_boxes, corners, "top-left corner")
 
     def half(pose, delta):
         boxes = good_refinement_boxes(pose, delta)
         boxes[:, 2:] /= 2
         return boxes
 
-    _fails(ch01.check_refinement_boxes, half, "full width")
+    assert_check_fails(ch01.check_refinement_boxes, half, "full width")
 
     def other_diagonal(pose, delta):
         pose = np.asarray(pose, float)
         side = delta * np.hypot(*(pose[6] - pose[11]))
         return np.array([[x, y, side, side] for x, y in pose])
 
-    _fails(ch01.check_refinement_boxes, other_diagonal, "LEFT shoulder (5) and the RIGHT hip (12)")
+    assert_check_fails(ch01.check_refinement_boxes, other_diagonal, "LEFT shoulder (5) and the RIGHT hip (12)")
 
     def one_box(pose, delta):
         return good_refinement_boxes(pose, delta)[0]
 
-    _fails(ch01.check_refinement_boxes, one_box, "shape")
+    assert_check_fails(ch01.check_refinement_boxes, one_box, "shape")

@@ -7,7 +7,7 @@ import pytest
 
 from course_lib import heatmaps
 from course_lib.grading import ch02_heatmaps as checks
-from course_lib.grading.checks import CheckFailed
+from checking import assert_check_fails
 
 SOURCE_NAME = "02_heatmaps.py"
 
@@ -89,11 +89,6 @@ def test_the_visible_checks_hold_hand_worked_answers():
 
 # -- typical mistakes fail with their hint -----------------------------------------------------------
 
-def _fails_with(check, fn, hint_fragment):
-    with pytest.raises(CheckFailed) as failure:
-        check(fn)
-    assert hint_fragment in str(failure.value), str(failure.value)
-
 
 @pytest.mark.parametrize("check", [checks.check_gaussian_target, checks.hidden_gaussian_target])
 @pytest.mark.parametrize(
@@ -108,14 +103,14 @@ def _fails_with(check, fn, hint_fragment):
     ],
 )
 def test_gaussian_target_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: gaussian_target(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: gaussian_target(*args, **mistake), hint)
 
 
 def test_gaussian_target_shape_and_return_errors():
-    _fails_with(checks.check_gaussian_target, lambda k, v, size, s: gaussian_target(k, v, size, s)[0],
-                "(heatmap, weight)")
-    _fails_with(checks.check_gaussian_target, lambda k, v, size, s: gaussian_target(k, v, size[::-1], s),
-                "shape (5, 9)")
+    assert_check_fails(checks.check_gaussian_target, lambda k, v, size, s: gaussian_target(k, v, size, s)[0],
+                       "(heatmap, weight)")
+    assert_check_fails(checks.check_gaussian_target, lambda k, v, size, s: gaussian_target(k, v, size[::-1], s),
+                       "shape (5, 9)")
 
 
 @pytest.mark.parametrize("check", [checks.check_decode_argmax, checks.hidden_decode_argmax])
@@ -124,11 +119,11 @@ def test_gaussian_target_shape_and_return_errors():
     [(dict(swap=True), "x and y look swapped"), (dict(integer=True), "floating-point")],
 )
 def test_decode_argmax_mistakes(check, mistake, hint):
-    _fails_with(check, lambda maps: decode_argmax(maps, **mistake), hint)
+    assert_check_fails(check, lambda maps: decode_argmax(maps, **mistake), hint)
 
 
 def test_decode_argmax_wrong_unravel_gets_its_hint():
-    _fails_with(checks.hidden_decode_argmax, lambda maps: decode_argmax(maps, wrong_unravel=True), "index // W")
+    assert_check_fails(checks.hidden_decode_argmax, lambda maps: decode_argmax(maps, wrong_unravel=True), "index // W")
 
 
 @pytest.mark.parametrize("check", [checks.check_quarter_offset, checks.hidden_quarter_offset])
@@ -137,12 +132,12 @@ def test_decode_argmax_wrong_unravel_gets_its_hint():
     [(dict(step=0.5), "not 0.5"), (dict(step=-0.25), "LOWER neighbour")],
 )
 def test_quarter_offset_mistakes(check, mistake, hint):
-    _fails_with(check, lambda maps, points: quarter_offset(maps, points, **mistake), hint)
+    assert_check_fails(check, lambda maps, points: quarter_offset(maps, points, **mistake), hint)
 
 
 def test_quarter_offset_stepping_on_the_border_fails():
-    _fails_with(checks.check_quarter_offset,
-                lambda maps, points: quarter_offset(maps, points, clamp_border=True), "returned the wrong values")
+    assert_check_fails(checks.check_quarter_offset,
+                       lambda maps, points: quarter_offset(maps, points, clamp_border=True), "returned the wrong values")
 
 
 @pytest.mark.parametrize(
@@ -150,12 +145,12 @@ def test_quarter_offset_stepping_on_the_border_fails():
     [(dict(use_temperature=False), "temperature is missing"), (dict(swap=True), "x and y look swapped")],
 )
 def test_soft_argmax_mistakes(mistake, hint):
-    _fails_with(checks.check_soft_argmax, lambda maps, t: soft_argmax(maps, t, **mistake), hint)
+    assert_check_fails(checks.check_soft_argmax, lambda maps, t: soft_argmax(maps, t, **mistake), hint)
 
 
 def test_soft_argmax_overflow_gets_the_stability_hint():
     with np.errstate(over="ignore", invalid="ignore"):
-        _fails_with(checks.hidden_soft_argmax, lambda maps, t: soft_argmax(maps, t, stable=False), "Subtract the maximum")
+        assert_check_fails(checks.hidden_soft_argmax, lambda maps, t: soft_argmax(maps, t, stable=False), "Subtract the maximum")
 
 
 def test_stubs_and_reference_calls_fail():
@@ -164,23 +159,23 @@ def test_stubs_and_reference_calls_fail():
 
     for check in (checks.check_gaussian_target, checks.check_decode_argmax, checks.check_quarter_offset,
                   checks.check_soft_argmax):
-        _fails_with(check, stub, "not written yet")
+        assert_check_fails(check, stub, "not written yet")
 
     def target_via_reference(keypoint, visibility, size, sigma):
         maps, weights = heatmaps.gaussian_heatmaps(np.asarray(keypoint)[None], np.array([visibility]), size, sigma)
         return maps[0], float(weights[0])
 
-    _fails_with(checks.hidden_gaussian_target, target_via_reference, "reference implementation")
-    _fails_with(checks.hidden_decode_argmax, heatmaps.decode_argmax, "course's own")
-    _fails_with(checks.hidden_decode_argmax, lambda maps: heatmaps.decode_argmax(maps), "reference implementation")
-    _fails_with(checks.hidden_quarter_offset, lambda maps, points: heatmaps.decode_quarter_offset(maps)[0],
-                "reference implementation")
-    _fails_with(checks.hidden_soft_argmax, lambda maps, t: heatmaps.soft_argmax(maps, t)[0], "reference implementation")
+    assert_check_fails(checks.hidden_gaussian_target, target_via_reference, "reference implementation")
+    assert_check_fails(checks.hidden_decode_argmax, heatmaps.decode_argmax, "course's own")
+    assert_check_fails(checks.hidden_decode_argmax, lambda maps: heatmaps.decode_argmax(maps), "reference implementation")
+    assert_check_fails(checks.hidden_quarter_offset, lambda maps, points: heatmaps.decode_quarter_offset(maps)[0],
+                       "reference implementation")
+    assert_check_fails(checks.hidden_soft_argmax, lambda maps, t: heatmaps.soft_argmax(maps, t)[0], "reference implementation")
 
 
 def test_soft_argmax_returning_a_pair_is_explained():
-    _fails_with(checks.check_soft_argmax, lambda maps, t: (soft_argmax(maps, t), maps.max(axis=(1, 2))),
-                "only the keypoints")
+    assert_check_fails(checks.check_soft_argmax, lambda maps, t: (soft_argmax(maps, t), maps.max(axis=(1, 2))),
+                       "only the keypoints")
 
 
 # -- the solved notebook gets full marks without its experiment cells ---------------------------------

@@ -8,10 +8,10 @@ import torch
 
 from course_lib import losses, metrics
 from course_lib.grading import ch03_cpm as checks
-from course_lib.grading.checks import CheckFailed
 
 SOURCE_NAME = "03_cpm.py"
 from course_lib.receptive_field import receptive_field as course_receptive_field
+from checking import assert_check_fails
 
 
 # -- answers written independently of course_lib (as a student would) -------------------------------
@@ -79,11 +79,6 @@ def test_the_student_answers_agree_with_the_library():
 
 # -- typical mistakes fail with their hint -----------------------------------------------------------
 
-def _fails_with(check, fn, hint_fragment):
-    with pytest.raises(CheckFailed) as failure:
-        check(fn)
-    assert hint_fragment in str(failure.value), str(failure.value)
-
 
 @pytest.mark.parametrize("check", [checks.check_receptive_field, checks.hidden_receptive_field])
 @pytest.mark.parametrize(
@@ -96,14 +91,14 @@ def _fails_with(check, fn, hint_fragment):
     ],
 )
 def test_receptive_field_mistakes(check, mistake, hint):
-    _fails_with(check, lambda layers: receptive_field(layers, **mistake), hint)
+    assert_check_fails(check, lambda layers: receptive_field(layers, **mistake), hint)
 
 
 def test_receptive_field_wrong_length_and_reference():
-    _fails_with(checks.check_receptive_field, lambda layers: receptive_field(layers)[:-1], "one size per layer")
-    _fails_with(checks.hidden_receptive_field, course_receptive_field, "course's own")
-    _fails_with(checks.hidden_receptive_field, lambda layers: list(course_receptive_field(layers)),
-                "reference implementation")
+    assert_check_fails(checks.check_receptive_field, lambda layers: receptive_field(layers)[:-1], "one size per layer")
+    assert_check_fails(checks.hidden_receptive_field, course_receptive_field, "course's own")
+    assert_check_fails(checks.hidden_receptive_field, lambda layers: list(course_receptive_field(layers)),
+                       "reference implementation")
 
 
 @pytest.mark.parametrize(
@@ -120,7 +115,7 @@ def test_receptive_field_wrong_length_and_reference():
     ],
 )
 def test_intermediate_supervision_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: intermediate_supervision_loss(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: intermediate_supervision_loss(*args, **mistake), hint)
 
 
 def test_a_loss_that_starves_a_stage_is_caught():
@@ -134,7 +129,7 @@ def test_a_loss_that_starves_a_stage_is_caught():
         detached = [stages[0]] + [stage.detach() for stage in stages[1:]]
         return intermediate_supervision_loss(detached, target, weight)
 
-    _fails_with(checks.check_intermediate_supervision_loss, starving, "get no gradient")
+    assert_check_fails(checks.check_intermediate_supervision_loss, starving, "get no gradient")
 
 
 def test_intermediate_supervision_reference_calls_fail():
@@ -145,7 +140,7 @@ def test_intermediate_supervision_reference_calls_fail():
         return sum(losses.HeatmapLoss()(stages, {"heatmaps": target, "target_weight": weight}).values())
 
     for fn in (via_heatmap_mse, via_heatmap_loss):
-        _fails_with(checks.hidden_intermediate_supervision_loss, fn, "reference implementation")
+        assert_check_fails(checks.hidden_intermediate_supervision_loss, fn, "reference implementation")
 
 
 @pytest.mark.parametrize("check", [checks.check_pck_per_stage, checks.hidden_pck_per_stage])
@@ -154,16 +149,16 @@ def test_intermediate_supervision_reference_calls_fail():
     [(dict(use_visibility=False), "v = 0"), (dict(pooled_norm=True), "each person's own size")],
 )
 def test_pck_per_stage_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: pck_per_stage(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: pck_per_stage(*args, **mistake), hint)
 
 
 def test_pck_per_stage_shape_and_reference():
-    _fails_with(checks.check_pck_per_stage, lambda *args: pck_per_stage(*args)[None], "shape")
+    assert_check_fails(checks.check_pck_per_stage, lambda *args: pck_per_stage(*args)[None], "shape")
 
     def via_reference(stage_keypoints, gt, visibility, norm, threshold):
         return np.array([metrics.pck(s, gt, visibility, norm, threshold).mean for s in stage_keypoints])
 
-    _fails_with(checks.hidden_pck_per_stage, via_reference, "reference implementation")
+    assert_check_fails(checks.hidden_pck_per_stage, via_reference, "reference implementation")
 
 
 def test_stubs_fail():
@@ -172,7 +167,7 @@ def test_stubs_fail():
 
     for check in (checks.check_receptive_field, checks.check_intermediate_supervision_loss,
                   checks.check_pck_per_stage):
-        _fails_with(check, stub, "not written yet")
+        assert_check_fails(check, stub, "not written yet")
 
 
 # -- the solved notebook gets full marks without its experiment cells ---------------------------------

@@ -8,8 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.grading import ch04_hourglass as checks
-from course_lib.grading.checks import CheckFailed
 from course_lib.models.hourglass import Hourglass, Residual, StackedHourglass
+from checking import assert_check_fails
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- answers written independently of course_lib (as a student would) -------------------------------
@@ -94,21 +96,6 @@ def stacked_hourglass_forward(images, model, *, replace=False, heatmap_remap=Tru
     return outputs[-1] if last_only else outputs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster than two, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _fails_with(check, fn, hint_fragment):
-    with pytest.raises(CheckFailed) as failure:
-        check(fn)
-    assert hint_fragment in str(failure.value), str(failure.value)
-
-
 # -- the right answers pass -------------------------------------------------------------------------
 
 def test_right_answers_pass(capsys):
@@ -157,11 +144,11 @@ def test_the_hand_worked_hourglass_answers_hold():
     ],
 )
 def test_residual_module_mistakes(check, options, hint):
-    _fails_with(check, residual_class(**options), hint)
+    assert_check_fails(check, residual_class(**options), hint)
 
 
 def test_residual_module_with_a_conv_skip_for_equal_channels_is_explained():
-    _fails_with(checks.check_ResidualModule, residual_class(skip_conv_always=True), "the skip is the identity")
+    assert_check_fails(checks.check_ResidualModule, residual_class(skip_conv_always=True), "the skip is the identity")
 
 
 def test_residual_module_built_from_the_course_module_fails():
@@ -173,16 +160,16 @@ def test_residual_module_built_from_the_course_module_fails():
         def forward(self, x):
             return self.inner(x)
 
-    _fails_with(checks.check_ResidualModule, Wrapper, "contains the course's own")
+    assert_check_fails(checks.check_ResidualModule, Wrapper, "contains the course's own")
 
     class Subclass(Residual):
         pass
 
-    _fails_with(checks.hidden_ResidualModule, Subclass, "subclass of the course's Residual")
+    assert_check_fails(checks.hidden_ResidualModule, Subclass, "subclass of the course's Residual")
 
 
 def test_residual_module_that_is_not_a_module_fails():
-    _fails_with(checks.check_ResidualModule, lambda i, o: (lambda x: x), "must create an nn.Module")
+    assert_check_fails(checks.check_ResidualModule, lambda i, o: (lambda x: x), "must create an nn.Module")
 
 
 @pytest.mark.parametrize("check", [checks.check_hourglass_forward, checks.hidden_hourglass_forward])
@@ -196,18 +183,18 @@ def test_residual_module_that_is_not_a_module_fails():
     ],
 )
 def test_hourglass_forward_mistakes(check, options, hint):
-    _fails_with(check, lambda x, hg, order: hourglass_forward(x, hg, order, **options), hint)
+    assert_check_fails(check, lambda x, hg, order: hourglass_forward(x, hg, order, **options), hint)
 
 
 def test_hourglass_forward_without_recursion_is_told_to_recurse():
-    _fails_with(checks.hidden_hourglass_forward, lambda x, hg, order: hourglass_forward(x, hg, order, recurse=False),
-                "call your own function")
-    _fails_with(checks.hidden_hourglass_forward, lambda x, hg, order: hg(x), "reference implementation")
+    assert_check_fails(checks.hidden_hourglass_forward, lambda x, hg, order: hourglass_forward(x, hg, order, recurse=False),
+                       "call your own function")
+    assert_check_fails(checks.hidden_hourglass_forward, lambda x, hg, order: hg(x), "reference implementation")
 
 
 def test_hourglass_forward_that_ignores_missing_skips_is_reported():
-    _fails_with(checks.check_hourglass_forward,
-                lambda x, hg, order: hourglass_forward(x, hg, order, ignore_none=True), "raised TypeError")
+    assert_check_fails(checks.check_hourglass_forward,
+                       lambda x, hg, order: hourglass_forward(x, hg, order, ignore_none=True), "raised TypeError")
 
 
 @pytest.mark.parametrize("check", [checks.check_stacked_hourglass_forward, checks.hidden_stacked_hourglass_forward])
@@ -221,11 +208,11 @@ def test_hourglass_forward_that_ignores_missing_skips_is_reported():
     ],
 )
 def test_stacked_forward_mistakes(check, options, hint):
-    _fails_with(check, lambda images, model: stacked_hourglass_forward(images, model, **options), hint)
+    assert_check_fails(check, lambda images, model: stacked_hourglass_forward(images, model, **options), hint)
 
 
 def test_stacked_forward_calling_the_model_fails():
-    _fails_with(checks.hidden_stacked_hourglass_forward, lambda images, model: model(images), "reference implementation")
+    assert_check_fails(checks.hidden_stacked_hourglass_forward, lambda images, model: model(images), "reference implementation")
 
 
 def test_stubs_fail_with_not_written_yet():
@@ -237,9 +224,9 @@ def test_stubs_fail_with_not_written_yet():
     def stub(*args):
         raise NotImplementedError()
 
-    _fails_with(checks.check_ResidualModule, Stub, "not written yet")
-    _fails_with(checks.check_hourglass_forward, stub, "not written yet")
-    _fails_with(checks.check_stacked_hourglass_forward, stub, "not written yet")
+    assert_check_fails(checks.check_ResidualModule, Stub, "not written yet")
+    assert_check_fails(checks.check_hourglass_forward, stub, "not written yet")
+    assert_check_fails(checks.check_stacked_hourglass_forward, stub, "not written yet")
 
 
 def test_the_course_modules_are_what_the_checks_compare_with():

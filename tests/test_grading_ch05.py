@@ -10,7 +10,7 @@ import torch
 
 from course_lib import ops
 from course_lib.grading import ch05_roi_align as checks
-from course_lib.grading.checks import CheckFailed
+from checking import assert_check_fails
 
 
 # -- answers written independently of course_lib (as a student would) -------------------------------
@@ -70,12 +70,6 @@ def roi_align_bin(feature_map, box, output_size, i, j, sampling_ratio, spatial_s
     return float(max(values)) if reduce == "max" else float(sum(values) / len(values))
 
 
-def _fails_with(check, fn, hint_fragment):
-    with pytest.raises(CheckFailed) as failure:
-        check(fn)
-    assert hint_fragment in str(failure.value), str(failure.value)
-
-
 # -- the right answers pass -------------------------------------------------------------------------
 
 def test_right_answers_pass(capsys):
@@ -121,12 +115,12 @@ def test_references_are_the_course_ops_on_one_map():
      ("integer", "floating-point")],
 )
 def test_bilinear_mistakes(check, mode, hint):
-    _fails_with(check, lambda f, x, y: bilinear_interpolate(f, x, y, mode=mode), hint)
+    assert_check_fails(check, lambda f, x, y: bilinear_interpolate(f, x, y, mode=mode), hint)
 
 
 def test_bilinear_without_clamping_crashes_on_the_last_column():
-    _fails_with(checks.check_bilinear_interpolate, lambda f, x, y: bilinear_interpolate(f, x, y, mode="no_clamp"),
-                "min(x0 + 1, W - 1)")
+    assert_check_fails(checks.check_bilinear_interpolate, lambda f, x, y: bilinear_interpolate(f, x, y, mode="no_clamp"),
+                       "min(x0 + 1, W - 1)")
 
 
 @pytest.mark.parametrize("check", [checks.check_roi_pool_bin_edges, checks.hidden_roi_pool_bin_edges])
@@ -142,7 +136,7 @@ def test_bilinear_without_clamping_crashes_on_the_last_column():
     ],
 )
 def test_roi_pool_bin_edges_mistakes(check, options, hint):
-    _fails_with(check, lambda box, size, scale: roi_pool_bin_edges(box, size, scale, **options), hint)
+    assert_check_fails(check, lambda box, size, scale: roi_pool_bin_edges(box, size, scale, **options), hint)
 
 
 @pytest.mark.parametrize("check", [checks.check_roi_align_bin, checks.hidden_roi_align_bin])
@@ -156,11 +150,11 @@ def test_roi_pool_bin_edges_mistakes(check, options, hint):
     ],
 )
 def test_roi_align_bin_mistakes(check, options, hint):
-    _fails_with(check, lambda *args: roi_align_bin(*args, **options), hint)
+    assert_check_fails(check, lambda *args: roi_align_bin(*args, **options), hint)
 
 
 def test_roi_align_bin_with_swapped_bin_indices_is_explained():
-    _fails_with(checks.hidden_roi_align_bin, lambda *args: roi_align_bin(*args, swap=True), "they look swapped")
+    assert_check_fails(checks.hidden_roi_align_bin, lambda *args: roi_align_bin(*args, swap=True), "they look swapped")
 
 
 def test_stubs_and_reference_calls_fail():
@@ -168,7 +162,7 @@ def test_stubs_and_reference_calls_fail():
         raise NotImplementedError()
 
     for check in (checks.check_bilinear_interpolate, checks.check_roi_pool_bin_edges, checks.check_roi_align_bin):
-        _fails_with(check, stub, "not written yet")
+        assert_check_fails(check, stub, "not written yet")
 
     def bilinear_via_ops(feature_map, x, y):
         features = torch.from_numpy(np.asarray(feature_map, dtype=float))[None, None]
@@ -183,11 +177,11 @@ def test_stubs_and_reference_calls_fail():
         rois = torch.tensor([[0.0, *box]], dtype=torch.float64)
         return float(ops.roi_align(features, rois, size, scale, n)[0, 0, i, j])
 
-    _fails_with(checks.hidden_bilinear_interpolate, bilinear_via_ops, "reference implementation")
-    _fails_with(checks.hidden_roi_pool_bin_edges, bins_via_ops, "reference implementation")
-    _fails_with(checks.hidden_roi_align_bin, align_via_ops, "reference implementation")
+    assert_check_fails(checks.hidden_bilinear_interpolate, bilinear_via_ops, "reference implementation")
+    assert_check_fails(checks.hidden_roi_pool_bin_edges, bins_via_ops, "reference implementation")
+    assert_check_fails(checks.hidden_roi_align_bin, align_via_ops, "reference implementation")
 
 
 def test_roi_pool_bin_edges_returning_one_array_is_explained():
-    _fails_with(checks.check_roi_pool_bin_edges, lambda box, size, scale: roi_pool_bin_edges(box, size, scale)[0],
-                "(rows, cols)")
+    assert_check_fails(checks.check_roi_pool_bin_edges, lambda box, size, scale: roi_pool_bin_edges(box, size, scale)[0],
+                       "(rows, cols)")

@@ -10,8 +10,8 @@ import torch
 
 from course_lib import geometry, heatmaps, losses
 from course_lib.grading import ch06_simple_baseline as checks
-from course_lib.grading.checks import CheckFailed
 from course_lib.keypoints import COCO_FLIP_PAIRS
+from checking import assert_check_fails
 
 # -- answers written independently of course_lib (as a student would), with switches for the mistakes --
 
@@ -136,11 +136,6 @@ def test_the_course_references_agree_with_the_independent_answers():
 
 # -- typical mistakes fail with their hint -----------------------------------------------------------------
 
-def _fails_with(check, fn, hint_fragment):
-    with pytest.raises(CheckFailed) as failure:
-        check(fn)
-    assert hint_fragment in str(failure.value), str(failure.value)
-
 
 @pytest.mark.parametrize("check", [checks.check_box_to_center_scale, checks.hidden_box_to_center_scale])
 @pytest.mark.parametrize(
@@ -154,12 +149,12 @@ def _fails_with(check, fn, hint_fragment):
     ],
 )
 def test_box_to_center_scale_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: box_to_center_scale(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: box_to_center_scale(*args, **mistake), hint)
 
 
 def test_box_to_center_scale_must_return_a_pair():
-    _fails_with(checks.check_box_to_center_scale, lambda *args: np.concatenate(box_to_center_scale(*args)),
-                "(center, scale)")
+    assert_check_fails(checks.check_box_to_center_scale, lambda *args: np.concatenate(box_to_center_scale(*args)),
+                       "(center, scale)")
 
 
 @pytest.mark.parametrize("check", [checks.check_heatmap_to_image, checks.hidden_heatmap_to_image])
@@ -172,16 +167,16 @@ def test_box_to_center_scale_must_return_a_pair():
     ],
 )
 def test_heatmap_to_image_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: heatmap_to_image(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: heatmap_to_image(*args, **mistake), hint)
 
 
 def test_heatmap_to_image_with_one_crop_for_everyone_fails_the_hidden_check():
-    _fails_with(checks.hidden_heatmap_to_image, lambda *args: heatmap_to_image(*args, one_centre=True),
-                "every person has their own crop")
+    assert_check_fails(checks.hidden_heatmap_to_image, lambda *args: heatmap_to_image(*args, one_centre=True),
+                       "every person has their own crop")
 
 
 def test_heatmap_to_image_swapped_xy_is_explained():
-    _fails_with(checks.check_heatmap_to_image, lambda *args: heatmap_to_image(*args)[..., ::-1], "x and y look swapped")
+    assert_check_fails(checks.check_heatmap_to_image, lambda *args: heatmap_to_image(*args)[..., ::-1], "x and y look swapped")
 
 
 @pytest.mark.parametrize("check", [checks.check_flip_back, checks.hidden_flip_back])
@@ -196,16 +191,16 @@ def test_heatmap_to_image_swapped_xy_is_explained():
     ],
 )
 def test_flip_back_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: flip_back(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: flip_back(*args, **mistake), hint)
 
 
 def test_flip_back_ignoring_shift_flag_is_explained():
-    _fails_with(checks.check_flip_back, lambda maps, pairs, shift: flip_back(maps, pairs, True), "with shift=False")
-    _fails_with(checks.check_flip_back, lambda maps, pairs, shift: flip_back(maps, pairs, False), "with shift=True")
+    assert_check_fails(checks.check_flip_back, lambda maps, pairs, shift: flip_back(maps, pairs, True), "with shift=False")
+    assert_check_fails(checks.check_flip_back, lambda maps, pairs, shift: flip_back(maps, pairs, False), "with shift=True")
 
 
 def test_flip_back_returning_a_tensor_is_explained():
-    _fails_with(checks.check_flip_back, lambda *args: torch.from_numpy(flip_back(*args)), "numpy.ndarray")
+    assert_check_fails(checks.check_flip_back, lambda *args: torch.from_numpy(flip_back(*args)), "numpy.ndarray")
 
 
 @pytest.mark.parametrize("check", [checks.check_ohkm_loss, checks.hidden_ohkm_loss])
@@ -221,17 +216,17 @@ def test_flip_back_returning_a_tensor_is_explained():
     ],
 )
 def test_ohkm_loss_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: ohkm_loss(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: ohkm_loss(*args, **mistake), hint)
 
 
 def test_ohkm_loss_must_stay_differentiable():
-    _fails_with(checks.hidden_ohkm_loss, lambda *args: ohkm_loss(*args, detach=True), "differentiable")
+    assert_check_fails(checks.hidden_ohkm_loss, lambda *args: ohkm_loss(*args, detach=True), "differentiable")
 
 
 def test_ohkm_loss_must_be_a_scalar():
-    _fails_with(checks.hidden_ohkm_loss, lambda p, t, w, k: torch.topk(0.5 * ((p - t) * w[..., None, None]).pow(2)
-                                                                          .mean(dim=(2, 3)), k, dim=1).values.mean(1),
-                "scalar")
+    assert_check_fails(checks.hidden_ohkm_loss, lambda p, t, w, k: torch.topk(0.5 * ((p - t) * w[..., None, None]).pow(2)
+                                                                                 .mean(dim=(2, 3)), k, dim=1).values.mean(1),
+                       "scalar")
 
 
 def test_stubs_and_reference_calls_fail():
@@ -240,27 +235,27 @@ def test_stubs_and_reference_calls_fail():
 
     for check in (checks.check_box_to_center_scale, checks.check_heatmap_to_image, checks.check_flip_back,
                   checks.check_ohkm_loss):
-        _fails_with(check, stub, "not written yet")
+        assert_check_fails(check, stub, "not written yet")
 
-    _fails_with(checks.hidden_box_to_center_scale, geometry.box_to_center_scale, "course's own")
-    _fails_with(checks.hidden_box_to_center_scale, lambda *args: geometry.box_to_center_scale(*args),
-                "reference implementation")
-    _fails_with(checks.hidden_heatmap_to_image,
-                lambda k, c, s, size: geometry.crop_to_image(k, c, s, np.zeros(len(c)), size),
-                "reference implementation")
+    assert_check_fails(checks.hidden_box_to_center_scale, geometry.box_to_center_scale, "course's own")
+    assert_check_fails(checks.hidden_box_to_center_scale, lambda *args: geometry.box_to_center_scale(*args),
+                       "reference implementation")
+    assert_check_fails(checks.hidden_heatmap_to_image,
+                       lambda k, c, s, size: geometry.crop_to_image(k, c, s, np.zeros(len(c)), size),
+                       "reference implementation")
 
     def via_matrix(k, c, s, size):
         matrices = geometry.get_affine_transform(c, s, np.zeros(len(c)), size, inverse=True)
         return np.einsum("nij,nkj->nki", matrices[..., :2], k) + matrices[:, None, :, 2]
 
-    _fails_with(checks.hidden_heatmap_to_image, via_matrix, "reference implementation")
-    _fails_with(checks.hidden_flip_back, lambda m, p, s: heatmaps.flip_heatmaps(m, p, shift=s),
-                "reference implementation")
-    _fails_with(checks.hidden_ohkm_loss, lambda p, t, w, k: losses.ohkm_mse(p, t, w, k), "reference implementation")
+    assert_check_fails(checks.hidden_heatmap_to_image, via_matrix, "reference implementation")
+    assert_check_fails(checks.hidden_flip_back, lambda m, p, s: heatmaps.flip_heatmaps(m, p, shift=s),
+                       "reference implementation")
+    assert_check_fails(checks.hidden_ohkm_loss, lambda p, t, w, k: losses.ohkm_mse(p, t, w, k), "reference implementation")
     def via_batch_loss(p, t, w, k):
         return losses.HeatmapLoss(ohkm=True, topk=k)(p, {"heatmaps": t, "target_weight": w})["heatmap"]
 
-    _fails_with(checks.hidden_ohkm_loss, via_batch_loss, "reference implementation")
+    assert_check_fails(checks.hidden_ohkm_loss, via_batch_loss, "reference implementation")
 
 
 # -- the solved notebook gets full marks from the grader (experiments skipped, as when grading) ---------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,11 +13,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from course_lib.grading import ch07_hrnet as checks
-from course_lib.grading.checks import CheckFailed
 from course_lib.models import build, count_parameters
 from course_lib.models.complexity import complexity, complexity_by_module, layer_macs
 from course_lib.models.hrnet import HighResolutionModule, branch_shapes, fuse_into_branch, lateral_layers
 from course_lib.models.resnet import BasicBlock, basic_block_parameters, make_layer
+from checking import assert_check_fails
 
 # -- answers written independently of course_lib (as a student would), with switches for the mistakes --
 
@@ -199,11 +198,6 @@ def test_complexity_by_module_adds_up():
 
 # -- typical mistakes fail with their hint -----------------------------------------------------------------
 
-def _fails_with(check, fn, hint_fragment):
-    with pytest.raises(CheckFailed) as failure:
-        check(fn)
-    assert hint_fragment in str(failure.value), str(failure.value)
-
 
 @pytest.mark.parametrize("check", [checks.check_branch_shapes, checks.hidden_branch_shapes])
 @pytest.mark.parametrize(
@@ -217,11 +211,11 @@ def _fails_with(check, fn, hint_fragment):
     ],
 )
 def test_branch_shapes_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: student_branch_shapes(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: student_branch_shapes(*args, **mistake), hint)
 
 
 def test_branch_shapes_wrong_length_is_explained():
-    _fails_with(checks.check_branch_shapes, lambda *args: student_branch_shapes(*args)[:-1], "one entry per branch")
+    assert_check_fails(checks.check_branch_shapes, lambda *args: student_branch_shapes(*args)[:-1], "one entry per branch")
 
 
 @pytest.mark.parametrize("check", [checks.check_basic_block_parameters, checks.hidden_basic_block_parameters])
@@ -235,23 +229,23 @@ def test_branch_shapes_wrong_length_is_explained():
     ],
 )
 def test_basic_block_parameters_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: student_block(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: student_block(*args, **mistake), hint)
 
 
 def test_basic_block_projection_everywhere_fails():
-    _fails_with(checks.check_basic_block_parameters, lambda *args: student_block(*args, projection="always"),
-                "identity shortcut")
+    assert_check_fails(checks.check_basic_block_parameters, lambda *args: student_block(*args, projection="always"),
+                       "identity shortcut")
 
 
 def test_basic_block_first_conv_from_planes_fails():
     def both_convs_square(c, p, s):
         return 18 * p * p + 4 * p + (c * p + 2 * p if c != p or s != 1 else 0)
 
-    _fails_with(checks.check_basic_block_parameters, both_convs_square, "9 C_in P")
+    assert_check_fails(checks.check_basic_block_parameters, both_convs_square, "9 C_in P")
 
 
 def test_basic_block_float_result_fails():
-    _fails_with(checks.check_basic_block_parameters, lambda *args: float(student_block(*args)), "must be of type int")
+    assert_check_fails(checks.check_basic_block_parameters, lambda *args: float(student_block(*args)), "must be of type int")
 
 
 @pytest.mark.parametrize("check", [checks.check_fuse_into_branch, checks.hidden_fuse_into_branch])
@@ -265,7 +259,7 @@ def test_basic_block_float_result_fails():
     ],
 )
 def test_fuse_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: student_fuse(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: student_fuse(*args, **mistake), hint)
 
 
 def test_fuse_with_a_fixed_upsampling_factor_is_caught():
@@ -277,7 +271,7 @@ def test_fuse_with_a_fixed_upsampling_factor_is_caught():
                 total = total + (F.interpolate(y, scale_factor=2, mode="nearest") if j > i else y)
         return torch.relu(total)
 
-    _fails_with(checks.check_fuse_into_branch, factor_two, "fuse_into_branch raised RuntimeError")
+    assert_check_fails(checks.check_fuse_into_branch, factor_two, "fuse_into_branch raised RuntimeError")
 
 
 @pytest.mark.parametrize("check", [checks.check_layer_macs, checks.hidden_layer_macs])
@@ -290,11 +284,11 @@ def test_fuse_with_a_fixed_upsampling_factor_is_caught():
     ],
 )
 def test_layer_macs_mistakes(check, mistake, hint):
-    _fails_with(check, lambda *args: student_macs(*args, **mistake), hint)
+    assert_check_fails(check, lambda *args: student_macs(*args, **mistake), hint)
 
 
 def test_layer_macs_groups_ignored_fails_the_hidden_check():
-    _fails_with(checks.hidden_layer_macs, lambda *args: student_macs(*args, groups=False), "groups")
+    assert_check_fails(checks.hidden_layer_macs, lambda *args: student_macs(*args, groups=False), "groups")
 
 
 def test_stubs_and_reference_calls_fail():
@@ -303,16 +297,16 @@ def test_stubs_and_reference_calls_fail():
 
     for check in (checks.check_branch_shapes, checks.check_basic_block_parameters, checks.check_fuse_into_branch,
                   checks.check_layer_macs):
-        _fails_with(check, stub, "not written yet")
-    _fails_with(checks.hidden_branch_shapes, lambda *args: branch_shapes(*args), "reference implementation")
-    _fails_with(checks.hidden_basic_block_parameters, basic_block_parameters, "course's own")
-    _fails_with(checks.hidden_basic_block_parameters,
-                lambda c, p, s: count_parameters(make_layer(BasicBlock, c, p, 1, s)), "reference implementation")
-    _fails_with(checks.hidden_basic_block_parameters,
-                lambda c, p, s: sum(t.numel() for t in BasicBlock(c, p, s).parameters()) + (
-                    c * p + 2 * p if c != p or s != 1 else 0), "reference implementation")
-    _fails_with(checks.hidden_fuse_into_branch, lambda *args: fuse_into_branch(*args), "reference implementation")
-    _fails_with(checks.hidden_layer_macs, lambda *args: layer_macs(*args), "reference implementation")
+        assert_check_fails(check, stub, "not written yet")
+    assert_check_fails(checks.hidden_branch_shapes, lambda *args: branch_shapes(*args), "reference implementation")
+    assert_check_fails(checks.hidden_basic_block_parameters, basic_block_parameters, "course's own")
+    assert_check_fails(checks.hidden_basic_block_parameters,
+                       lambda c, p, s: count_parameters(make_layer(BasicBlock, c, p, 1, s)), "reference implementation")
+    assert_check_fails(checks.hidden_basic_block_parameters,
+                       lambda c, p, s: sum(t.numel() for t in BasicBlock(c, p, s).parameters()) + (
+                           c * p + 2 * p if c != p or s != 1 else 0), "reference implementation")
+    assert_check_fails(checks.hidden_fuse_into_branch, lambda *args: fuse_into_branch(*args), "reference implementation")
+    assert_check_fails(checks.hidden_layer_macs, lambda *args: layer_macs(*args), "reference implementation")
 
 
 # -- the solved notebook gets full marks from the grader (experiments skipped, as when grading) ---------------

@@ -7,17 +7,8 @@ import pytest
 
 from course_lib import metrics
 from course_lib.grading import ch08_evaluation as ch08
-from course_lib.grading.checks import CheckFailed
 from course_lib.keypoints import COCO_SIGMAS
-
-
-def _fails(check, fn, *fragments):
-    with pytest.raises(CheckFailed) as error:
-        check(fn)
-    message = str(error.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+from checking import assert_check_fails
 
 
 # --------------------------------------------------------------------------- written from the formulas
@@ -85,14 +76,14 @@ def test_the_reference_implementations_pass_the_visible_checks():
      ("average_precision_101", lambda r, p: metrics.average_precision(r, p))],
 )
 def test_calling_the_course_implementation_fails_the_hidden_check(exercise, reference):
-    _fails(getattr(ch08, f"hidden_{exercise}"), reference, "reference implementation")
+    assert_check_fails(getattr(ch08, f"hidden_{exercise}"), reference, "reference implementation")
 
 
 def test_stubs_say_they_are_not_written():
     def stub(*args):
         raise NotImplementedError()
 
-    _fails(ch08.check_pck, stub, "not written yet")
+    assert_check_fails(ch08.check_pck, stub, "not written yet")
 
 
 # --------------------------------------------------------------------------- pck
@@ -100,7 +91,7 @@ def test_pck_ignoring_visibility_gets_the_visibility_hint():
     def wrong(pred, gt, visible, norm, threshold):
         return good_pck(pred, gt, np.full_like(np.asarray(visible), 2), norm, threshold)
 
-    _fails(ch08.check_pck, wrong, "v = 0")
+    assert_check_fails(ch08.check_pck, wrong, "v = 0")
 
 
 def test_pck_with_strict_inequality_gets_the_radius_hint():
@@ -109,7 +100,7 @@ def test_pck_with_strict_inequality_gets_the_radius_hint():
         labelled = visible > 0
         return float(((distance < threshold * norm[:, None]) & labelled).sum() / labelled.sum())
 
-    _fails(ch08.check_pck, wrong, "use <=")
+    assert_check_fails(ch08.check_pck, wrong, "use <=")
 
 
 def test_pck_averaged_per_keypoint_gets_the_pooling_hint():
@@ -119,61 +110,61 @@ def test_pck_averaged_per_keypoint_gets_the_pooling_hint():
         correct = (distance <= threshold * norm[:, None]) & labelled
         return float(np.nanmean(correct.sum(0) / labelled.sum(0)))
 
-    _fails(ch08.check_pck, wrong, "pooled")
+    assert_check_fails(ch08.check_pck, wrong, "pooled")
 
 
 def test_pck_returning_an_array_is_refused():
-    _fails(ch08.check_pck, lambda *a: np.array([good_pck(*a)]), "float")
+    assert_check_fails(ch08.check_pck, lambda *a: np.array([good_pck(*a)]), "float")
 
 
 # --------------------------------------------------------------------------- OKS
 def test_oks_with_sigma_for_k_gets_the_constant_hint():
-    _fails(ch08.check_object_keypoint_similarity,
-           lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, v, a, np.asarray(s) / 2), "k_i = 2 sigma_i")
+    assert_check_fails(ch08.check_object_keypoint_similarity,
+                       lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, v, a, np.asarray(s) / 2), "k_i = 2 sigma_i")
 
 
 def test_oks_with_area_for_s_gets_the_scale_hint():
-    _fails(ch08.check_object_keypoint_similarity,
-           lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, v, a**2, s), "s = sqrt(area)")
+    assert_check_fails(ch08.check_object_keypoint_similarity,
+                       lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, v, a**2, s), "s = sqrt(area)")
 
 
 def test_oks_without_the_factor_two_gets_its_hint():
-    _fails(ch08.check_object_keypoint_similarity,
-           lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, v, a / 2, s), "factor 2")
+    assert_check_fails(ch08.check_object_keypoint_similarity,
+                       lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, v, a / 2, s), "factor 2")
 
 
 def test_oks_averaging_every_keypoint_gets_the_visibility_hint():
-    _fails(ch08.check_object_keypoint_similarity,
-           lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, np.full(len(v), 2), a, s), "v = 0")
+    assert_check_fails(ch08.check_object_keypoint_similarity,
+                       lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, np.full(len(v), 2), a, s), "v = 0")
 
 
 def test_oks_with_hard_coded_coco_sigmas_fails_the_hidden_check():
-    _fails(ch08.hidden_object_keypoint_similarity,
-           lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, v, a, COCO_SIGMAS[: len(v)]), "own sigmas")
+    assert_check_fails(ch08.hidden_object_keypoint_similarity,
+                       lambda p, g, v, a, s=COCO_SIGMAS: good_oks(p, g, v, a, COCO_SIGMAS[: len(v)]), "own sigmas")
 
 
 def test_oks_with_swapped_coordinates_is_caught():
     def wrong(pred, gt, visibility, area, sigmas=COCO_SIGMAS):
         return good_oks(np.asarray(pred)[:, ::-1], gt, visibility, area, sigmas)
 
-    _fails(ch08.check_object_keypoint_similarity, wrong, "wrong value")
+    assert_check_fails(ch08.check_object_keypoint_similarity, wrong, "wrong value")
 
 
 # --------------------------------------------------------------------------- greedy matching
 def test_matching_without_marking_taken_gets_its_hint():
-    _fails(ch08.check_greedy_match, lambda oks, t: ch08._match_loop(oks, t, mark_taken=False), "taken")
+    assert_check_fails(ch08.check_greedy_match, lambda oks, t: ch08._match_loop(oks, t, mark_taken=False), "taken")
 
 
 def test_matching_with_strict_threshold_gets_its_hint():
-    _fails(ch08.check_greedy_match, lambda oks, t: ch08._match_loop(oks, t, strict=True), "use >=")
+    assert_check_fails(ch08.check_greedy_match, lambda oks, t: ch08._match_loop(oks, t, strict=True), "use >=")
 
 
 def test_matching_the_first_candidate_gets_its_hint():
-    _fails(ch08.check_greedy_match, lambda oks, t: ch08._match_loop(oks, t, first=True), "BEST free")
+    assert_check_fails(ch08.check_greedy_match, lambda oks, t: ch08._match_loop(oks, t, first=True), "BEST free")
 
 
 def test_matching_that_returns_floats_is_refused():
-    _fails(ch08.check_greedy_match, lambda oks, t: good_match(oks, t).astype(float), "integers")
+    assert_check_fails(ch08.check_greedy_match, lambda oks, t: good_match(oks, t).astype(float), "integers")
 
 
 # --------------------------------------------------------------------------- AP
@@ -182,18 +173,18 @@ def test_ap_without_interpolation_gets_its_hint():
         index = np.searchsorted(recall, recall_levels, side="left")
         return float(np.where(index < len(recall), precision[np.minimum(index, len(recall) - 1)], 0).mean())
 
-    _fails(ch08.check_average_precision_101, wrong, "interpolated first")
+    assert_check_fails(ch08.check_average_precision_101, wrong, "interpolated first")
 
 
 def test_ap_with_eleven_levels_gets_its_hint():
-    _fails(ch08.check_average_precision_101, lambda r, p, levels=None: good_ap(r, p, np.linspace(0, 1, 11)), "101")
+    assert_check_fails(ch08.check_average_precision_101, lambda r, p, levels=None: good_ap(r, p, np.linspace(0, 1, 11)), "101")
 
 
 def test_ap_as_area_under_the_curve_gets_its_hint():
     def wrong(recall, precision, recall_levels=None):
         return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
 
-    _fails(ch08.check_average_precision_101, wrong, "area under")
+    assert_check_fails(ch08.check_average_precision_101, wrong, "area under")
 
 
 def test_hand_worked_answers_agree_with_the_library():

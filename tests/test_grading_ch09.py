@@ -7,17 +7,8 @@ import pytest
 
 from course_lib import geometry, grouping, metrics
 from course_lib.grading import ch09_multi_person as ch09
-from course_lib.grading.checks import CheckFailed
 from course_lib.keypoints import COCO_SIGMAS
-
-
-def _fails(check, fn, *fragments):
-    with pytest.raises(CheckFailed) as error:
-        check(fn)
-    message = str(error.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+from checking import assert_check_fails
 
 
 # --------------------------------------------------------------------------- written from the formulas
@@ -116,7 +107,7 @@ def test_the_reference_implementations_pass(exercise):
     ],
 )
 def test_calling_the_course_implementation_fails_the_hidden_check(exercise, calls_the_course):
-    _fails(getattr(ch09, f"hidden_{exercise}"), calls_the_course, "reference implementation")
+    assert_check_fails(getattr(ch09, f"hidden_{exercise}"), calls_the_course, "reference implementation")
 
 
 # --------------------------------------------------------------------------- results
@@ -126,12 +117,12 @@ def test_results_without_centring_get_the_centre_hint():
         shifted = np.asarray(pts, float) + np.array([w, h]) / 2  # u -> u + w/2 undoes the centring
         return good_results(shifted, ks, ps, c, s, size, ids)
 
-    _fails(ch09.check_crop_predictions_to_coco, wrong, "subtract w / 2")
+    assert_check_fails(ch09.check_crop_predictions_to_coco, wrong, "subtract w / 2")
 
 
 def test_results_with_swapped_heatmap_size_get_the_size_hint():
-    _fails(ch09.check_crop_predictions_to_coco,
-           lambda pts, ks, ps, c, s, size, ids: good_results(pts, ks, ps, c, s, size[::-1], ids), "height first")
+    assert_check_fails(ch09.check_crop_predictions_to_coco,
+                       lambda pts, ks, ps, c, s, size, ids: good_results(pts, ks, ps, c, s, size[::-1], ids), "height first")
 
 
 def test_results_with_numpy_numbers_are_refused():
@@ -141,48 +132,48 @@ def test_results_with_numpy_numbers_are_refused():
             entry["image_id"] = np.int64(entry["image_id"])
         return out
 
-    _fails(ch09.check_crop_predictions_to_coco, wrong, "JSON-serialisable")
+    assert_check_fails(ch09.check_crop_predictions_to_coco, wrong, "JSON-serialisable")
 
 
 def test_results_scored_by_keypoints_get_the_score_hint():
     def wrong(pts, ks, ps, c, s, size, ids):
         return good_results(pts, ks, np.asarray(ks).mean(axis=1), c, s, size, ids)
 
-    _fails(ch09.check_crop_predictions_to_coco, wrong, "pose's score")
+    assert_check_fails(ch09.check_crop_predictions_to_coco, wrong, "pose's score")
 
 
 def test_results_with_swapped_xy_are_caught():
-    _fails(ch09.check_crop_predictions_to_coco,
-           lambda pts, *rest: good_results(np.asarray(pts)[..., ::-1], *rest), "wrong values")
+    assert_check_fails(ch09.check_crop_predictions_to_coco,
+                       lambda pts, *rest: good_results(np.asarray(pts)[..., ::-1], *rest), "wrong values")
 
 
 # --------------------------------------------------------------------------- OKS-NMS
 def test_nms_in_index_order_gets_the_order_hint():
-    _fails(ch09.check_oks_nms, lambda k, s, a, t, sig=COCO_SIGMAS: ch09._nms_loop(k, s, a, t, sig, sort=False),
-           "HIGHEST score")
+    assert_check_fails(ch09.check_oks_nms, lambda k, s, a, t, sig=COCO_SIGMAS: ch09._nms_loop(k, s, a, t, sig, sort=False),
+                       "HIGHEST score")
 
 
 def test_nms_with_sigma_for_k_gets_the_constant_hint():
-    _fails(ch09.check_oks_nms, lambda k, s, a, t, sig=COCO_SIGMAS: ch09._nms_loop(k, s, a, t, sig, k_factor=1.0),
-           "k_i = 2 sigma_i")
+    assert_check_fails(ch09.check_oks_nms, lambda k, s, a, t, sig=COCO_SIGMAS: ch09._nms_loop(k, s, a, t, sig, k_factor=1.0),
+                       "k_i = 2 sigma_i")
 
 
 def test_nms_with_the_best_pose_area_fails_the_hidden_check_with_its_hint():
-    _fails(ch09.hidden_oks_nms, lambda k, s, a, t, sig=COCO_SIGMAS: ch09._nms_loop(k, s, a, t, sig, area="best"),
-           "mean of their two areas")
+    assert_check_fails(ch09.hidden_oks_nms, lambda k, s, a, t, sig=COCO_SIGMAS: ch09._nms_loop(k, s, a, t, sig, area="best"),
+                       "mean of their two areas")
 
 
 def test_nms_returning_the_kept_poses_in_index_order_is_caught():
-    _fails(ch09.check_oks_nms, lambda *args: np.sort(good_nms(*args)), "wrong order")
+    assert_check_fails(ch09.check_oks_nms, lambda *args: np.sort(good_nms(*args)), "wrong order")
 
 
 # --------------------------------------------------------------------------- rescoring
 def test_rescoring_all_keypoints_gets_the_confidence_hint():
-    _fails(ch09.check_rescore_poses, lambda b, k, t=0.2: b * k.mean(axis=1), "CONFIDENT")
+    assert_check_fails(ch09.check_rescore_poses, lambda b, k, t=0.2: b * k.mean(axis=1), "CONFIDENT")
 
 
 def test_rescoring_without_the_box_gets_the_box_hint():
-    _fails(ch09.check_rescore_poses, lambda b, k, t=0.2: good_rescore(np.ones_like(b), k, t), "box score")
+    assert_check_fails(ch09.check_rescore_poses, lambda b, k, t=0.2: good_rescore(np.ones_like(b), k, t), "box score")
 
 
 def test_rescoring_with_nan_for_hopeless_poses_is_caught():
@@ -194,31 +185,31 @@ def test_rescoring_with_nan_for_hopeless_poses_is_caught():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        _fails(ch09.check_rescore_poses, wrong, "NaN")
+        assert_check_fails(ch09.check_rescore_poses, wrong, "NaN")
 
 
 def test_rescoring_with_at_least_threshold_gets_the_strictness_hint():
     def wrong(b, k, t=0.2):
         return good_rescore(b, np.where(k >= t, k + 1e-12, 0.0), t)
 
-    _fails(ch09.check_rescore_poses, wrong)
+    assert_check_fails(ch09.check_rescore_poses, wrong)
 
 
 # --------------------------------------------------------------------------- grouping
 def test_grouping_without_sorting_gets_the_order_hint():
-    _fails(ch09.check_group_by_tags, lambda *a: ch09._group_loop(*a, sort=False), "decreasing score")
+    assert_check_fails(ch09.check_group_by_tags, lambda *a: ch09._group_loop(*a, sort=False), "decreasing score")
 
 
 def test_grouping_that_gives_a_person_a_joint_twice_gets_its_hint():
-    _fails(ch09.check_group_by_tags, lambda *a: ch09._group_loop(*a, skip_taken=False), "only once")
+    assert_check_fails(ch09.check_group_by_tags, lambda *a: ch09._group_loop(*a, skip_taken=False), "only once")
 
 
 def test_grouping_by_the_first_tag_fails_the_hidden_check_with_its_hint():
-    _fails(ch09.hidden_group_by_tags, lambda *a: ch09._group_loop(*a, first_tag=True), "MEAN tag")
+    assert_check_fails(ch09.hidden_group_by_tags, lambda *a: ch09._group_loop(*a, first_tag=True), "MEAN tag")
 
 
 def test_grouping_that_returns_a_list_is_refused():
-    _fails(ch09.check_group_by_tags, lambda *a: good_group(*a).tolist(), "numpy.ndarray")
+    assert_check_fails(ch09.check_group_by_tags, lambda *a: good_group(*a).tolist(), "numpy.ndarray")
 
 
 def test_the_worked_examples_agree_with_the_library():

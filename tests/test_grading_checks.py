@@ -293,3 +293,20 @@ def test_shape_type_and_dtype_messages():
 def test_call_student_rejects_non_functions():
     with pytest.raises(CheckFailed, match="visible_centroid must be a function, got int"):
         call_student(3, name="visible_centroid")
+
+
+def test_modules_passed_to_student_code_are_compared_by_their_weights():
+    layer = torch.nn.Linear(3, 2)
+
+    def reads(module, x):
+        return module(x)
+
+    def trains(module, x):
+        with torch.no_grad():
+            module.weight.add_(1.0)
+        return module(x)
+
+    x = torch.ones(1, 3)
+    assert torch.allclose(call_student(reads, layer, x), layer(x))
+    with pytest.raises(CheckFailed, match="trains changed its input `module` in place"):
+        call_student(trains, layer, x)

@@ -12,14 +12,7 @@ from course_lib import models
 from course_lib.heatmaps import grmi_targets
 from course_lib.models.keypoint_heads import GRMILoss, GRMIPoseNet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run this module on one thread: on a machine shared with other work, two threads wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,8 @@ from course_lib.models.hourglass import StackedHourglass
 from course_lib.models.resnet import resnet
 from course_lib.models.simple_baseline import simple_baseline_tiny
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PAPER_PRESETS = [
     "deeppose",
     "cpm",
@@ -49,15 +51,6 @@ PAPER_PRESETS = [
     "hrnet_w48",
 ]
 TINY_PRESETS = ["deeppose_tiny", "cpm_tiny", "hourglass_tiny", "simplebaseline_tiny", "hrnet_tiny"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Run this module on one thread: on a machine shared with other work, two threads wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,7 @@ from torch import nn
 from course_lib.models import build, complexity, measure_latency, measure_training_speed
 from course_lib.models.complexity import paper_gflops_rule
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Run this module on one thread: on a machine shared with other work, two threads wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def truncate(value: float, decimals: int = 1) -> float:

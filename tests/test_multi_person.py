@@ -12,14 +12,7 @@ from course_lib import multi_person as mp
 from course_lib.data import make_synthetic
 from course_lib.models.detector import PersonDetector, train_detector
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run this module on one thread: on a machine shared with other work, two threads wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +101,7 @@ def test_no_detections_give_no_poses(scenes):
 
 
 def test_perfect_poses_score_ap_one_and_oks_nms_removes_duplicates(scenes):
-    keypoints, visibility, image_ids = [], [], []
+    keypoints, image_ids = [], []
     for n in range(len(scenes)):
         points, _ = scenes.people(n)
         keypoints.append(points)

@@ -4,10 +4,9 @@ Each exercise has a visible ``check_<exercise>(fn)`` (hand-worked cases and smal
 and a hidden ``hidden_<exercise>(fn)`` (random sizes against the course's modules in
 :mod:`course_lib.models.hourglass`, whose ``forward`` the student's code may not call).
 
-The student's code receives PyTorch modules.  :func:`course_lib.grading.checks.call_student`
-compares its inputs before and after the call, which a module cannot take part in, so the
-module is bound into a one-argument function first and only the tensor goes through
-``call_student``.  Every module is put in ``eval()`` mode (BatchNorm then uses its running
+The student's code receives PyTorch modules.  The module is bound into a one-argument function
+first, so that the student's code runs the very module the expected output came from, and only
+the tensor goes through :func:`course_lib.grading.checks.call_student`.  Every module is put in ``eval()`` mode (BatchNorm then uses its running
 statistics, which the checks randomise) so that the outputs are deterministic.
 """
 

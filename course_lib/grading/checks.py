@@ -116,6 +116,8 @@ def _same(a: Any, b: Any) -> bool:
         if a_array.shape != b_array.shape:
             return False
         return bool(np.array_equal(a_array, b_array, equal_nan=a_array.dtype.kind == "f"))
+    if _is_module(a) and _is_module(b):  # a module is unchanged when its weights and buffers are
+        return type(a) is type(b) and _same(dict(a.state_dict()), dict(b.state_dict()))
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
@@ -410,6 +412,11 @@ def _plain_function(reference: Callable) -> types.FunctionType:
 def _is_tensor(value: Any) -> bool:
     torch = sys.modules.get("torch")  # a tensor can only exist if torch is already imported
     return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _is_module(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.nn.Module)
 
 
 def _is_tensor_dtype(value: Any) -> bool:

@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from course_lib import geometry
 from course_lib.keypoints import (
     COCO_KEYPOINTS,
     COCO_TORSO_DIAMETER_PAIR,
@@ -138,9 +139,8 @@ def torso_diameter(
     """
     dims: dict[str, int] = {}
     keypoints = check_array(keypoints, "keypoints", ("N", "K", 2), dims=dims)
+    diameter = np.asarray(geometry.torso_diameter(keypoints, pair), dtype=float)  # checks the pair too
     a, b = pair
-    if not (0 <= a < dims["K"] and 0 <= b < dims["K"]):
-        raise ValueError(f"pair must index two of the K={dims['K']} keypoints, got {pair}")
     if visible is not None:
         visible = check_array(visible, "visible", ("N", "K"), dims=dims)
         missing = np.flatnonzero((visible[:, a] <= 0) | (visible[:, b] <= 0))
@@ -149,7 +149,6 @@ def torso_diameter(
                 f"torso_diameter needs joints {a} and {b} labelled; people {missing[:10].tolist()} "
                 f"lack one of them (use box_diagonal for them)"
             )
-    diameter = np.linalg.norm(keypoints[:, a] - keypoints[:, b], axis=-1)
     zero = np.flatnonzero(diameter == 0)
     if zero.size:
         raise ValueError(f"torso diameter is zero for people {zero[:10].tolist()} (use box_diagonal)")

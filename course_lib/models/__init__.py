@@ -12,6 +12,10 @@ module                   what it holds                                        ch
 ``complexity``           params, multiply-adds, the paper's GFLOPs, latency   07
 =======================  ===================================================  ========
 
+Import from a module by its full name (``from course_lib.models.cpm import
+ConvolutionalPoseMachine``): in this package, ``cpm``, ``deeppose``, ``resnet`` and
+``complexity`` are the functions of the same name (a preset, a measurement), not the modules.
+
 ``build(name)`` makes any of the presets below; every model it returns has
 
 * ``input_size``: its default ``(H, W)`` (256x192 for the COCO presets of the papers, 368x368
