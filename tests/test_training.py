@@ -238,6 +238,29 @@ def test_device_and_profile(monkeypatch):
     assert not training.fast_profile() and training.budget(1000, 10) == 1000
 
 
+
+def test_the_cuda_settings_are_chosen_from_the_device(monkeypatch):
+    """What fit does on a GPU (no GPU in CI): AMP type, channels-last batches, pinned memory, workers."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert training.autocast_dtype(cpu, amp=True) is None
+    assert training.autocast_dtype(cuda, amp=False) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert training.autocast_dtype(cuda, amp=True) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert training.autocast_dtype(cuda, amp=True) == torch.float16
+
+    batch = {"image": torch.rand(2, 3, 8, 6), "target": torch.rand(2, 17, 2, 2), "index": [0, 1]}
+    moved = training.move_batch(batch, cpu, channels_last=True)
+    assert moved["image"].is_contiguous(memory_format=torch.channels_last)
+    assert not moved["image"].is_contiguous() and torch.equal(moved["image"], batch["image"])
+    assert moved["target"].is_contiguous() and moved["index"] == [0, 1]
+    assert training.move_batch(batch, cpu)["image"].is_contiguous()
+
+    assert training.default_workers(cpu) == 0 and training.default_workers(cuda) >= 1
+    assert training._loader([0], [[0]], cuda, 0).pin_memory
+    assert not training._loader([0], [[0]], cpu, 0).pin_memory
+
+
 # --------------------------------------------------------------------------- model cache
 def test_pretrained_trains_once_then_loads(tiny_split, tmp_path, monkeypatch):
     monkeypatch.setitem(zoo.RECIPES, "simplebaseline_tiny", zoo.Recipe("simplebaseline_tiny", steps=3, fast_steps=2))
