@@ -119,7 +119,7 @@ def pretrained(
           f"it will be cached in {path}.")
     model, history, scores = train_recipe(name, fast=path.stem.endswith("-fast"), progress=progress, data_root=data_root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two kernels may train at once
     torch.save({"model": model.state_dict(), "fingerprint": fingerprint, "recipe": asdict(recipe),
                 "validation": scores, "seconds": history.seconds}, temporary)
     os.replace(temporary, path)

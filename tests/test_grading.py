@@ -22,7 +22,7 @@ import pytest
 
 from course_lib.grading.__main__ import main
 from course_lib.grading.authoring import read_source, solved_version
-from course_lib.grading.grade import GRADES_COLUMNS, TOTAL, SourceNotebook, grade_submissions
+from course_lib.grading.grade import GRADES_COLUMNS, TOTAL, SourceNotebook, grade_notebook, grade_submissions
 from course_lib.grading.sandbox import execute_notebook
 from course_lib.grading.validate import validate_notebook
 
@@ -297,6 +297,23 @@ def test_grading_again_is_idempotent_and_keeps_earlier_students(graded, tmp_path
         ("newcomer", TOTAL, "2")]
     # everyone graded before is still there, unchanged (ada was graded twice: same result)
     assert [r for r in rows if r["student"] != "newcomer"] == graded["rows"]
+
+
+@pytest.mark.parametrize("grader_sets, kernel_sees", [(None, "1"), ("0", "0")])
+def test_grading_runs_notebooks_in_the_fast_profile_unless_told_otherwise(tmp_path, course_env, monkeypatch,
+                                                                         grader_sets, kernel_sees):
+    if grader_sets is None:
+        monkeypatch.delenv("COURSE_FAST", raising=False)
+    else:
+        monkeypatch.setenv("COURSE_FAST", grader_sets)
+    seen = tmp_path / "course_fast.txt"
+    path = tmp_path / "01_points.ipynb"
+    nbformat.write(_insert_after(_solved(), "visible_centroid-tests",
+                                 f"import os\nopen({str(seen)!r}, 'w').write(os.environ.get('COURSE_FAST', 'unset'))"),
+                   path)
+    result = grade_notebook(path, _source(), student="ada")
+    assert result.points == result.max_points
+    assert seen.read_text() == kernel_sees
 
 
 def test_validate_summarises_the_visible_checks(tmp_path, course_env):

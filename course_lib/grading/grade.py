@@ -11,7 +11,10 @@ and every notebook that any student submitted (or the ones named with ``notebook
    tests back in, points from the source); a graded cell the student deleted is put back
    after the exercise's answer cell; cells tagged ``experiment`` are removed;
 3. **run** it in its own kernel with a time limit per cell and per notebook and a memory
-   limit, in a scratch folder (:mod:`course_lib.grading.sandbox`);
+   limit, in a scratch folder (:mod:`course_lib.grading.sandbox`), in the fast profile
+   (``COURSE_FAST=1``, unless the grader's own environment sets ``COURSE_FAST``): the points
+   come from the exercises alone, so a cell that trains a model, or takes one from
+   :mod:`course_lib.zoo`, only has to run; the zoo's short recipe is trained once, then cached;
 4. **score** each exercise: its graded cell's points if the cell ran and raised nothing,
    else zero (a cell that never ran, because the kernel died or time ran out, scores zero);
 5. **record** the scores in nbgrader's SQLite gradebook (students, submissions, one grade per
@@ -254,7 +257,7 @@ def grade_notebook(
         return NotebookGrade(student, source.name, zero(problem), problem=problem)
     assembled, notes = assemble_submission(submitted, source, skip_tag=skip_tag)
     run = execute_notebook(assembled, timeout_cell=timeout_cell, timeout_notebook=timeout_notebook,
-                           memory_mb=memory_mb)
+                           memory_mb=memory_mb, environment={"COURSE_FAST": os.environ.get("COURSE_FAST", "1")})
     grades = score_notebook(run.notebook, source.exercises, problem=run.problem)
     answers = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in assembled.cells
                if nbgrader_metadata(cell).get("solution")}

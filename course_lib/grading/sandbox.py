@@ -71,6 +71,7 @@ def execute_notebook(
     timeout_notebook: float = 900,
     memory_mb: int = 4096,
     cwd: str | Path | None = None,
+    environment: dict[str, str] | None = None,
 ) -> ExecutionResult:
     """Run every code cell of ``nb`` in a fresh kernel in a worker process with limits.
 
@@ -80,6 +81,8 @@ def execute_notebook(
         timeout_notebook: seconds the whole run may take before everything is killed.
         memory_mb: address-space limit of the worker and of the kernel, in MB (0: none).
         cwd: the kernel's working folder (default: a scratch folder, deleted afterwards).
+        environment: variables to set for the worker and the kernel, on top of the grader's
+            own and the fixed ones below (e.g. ``{"COURSE_FAST": "1"}``).
     """
     from course_lib.validation import check_positive
 
@@ -98,7 +101,8 @@ def execute_notebook(
         ]
         with open(scratch / "worker.log", "wb") as log:
             worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env=_environment(scratch), cwd=scratch / "run", start_new_session=True)
+                                      env=_environment(scratch, environment or {}), cwd=scratch / "run",
+                                      start_new_session=True)
             try:
                 worker.wait(timeout=timeout_notebook)
             except subprocess.TimeoutExpired:
@@ -113,8 +117,8 @@ def execute_notebook(
         return ExecutionResult(nbformat.read(executed, as_version=4), json.loads(status.read_text())["problem"])
 
 
-def _environment(scratch: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def _environment(scratch: Path, extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ) | extra
     env.update(
         MPLBACKEND="Agg",
         OMP_NUM_THREADS="1",
