@@ -238,7 +238,6 @@ def test_device_and_profile(monkeypatch):
     assert not training.fast_profile() and training.budget(1000, 10) == 1000
 
 
-
 def test_the_cuda_settings_are_chosen_from_the_device(monkeypatch):
     """What fit does on a GPU (no GPU in CI): AMP type, channels-last batches, pinned memory, workers."""
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
