@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DATA   := data/synthetic/.complete
 KERNEL := pose-course
 
-.PHONY: help setup lab test data demo book bench release clean
+.PHONY: help setup lab test data demo book bench release student-edition clean
 
 help:
 	@echo "make lab      set up (venv, packages, kernel, data) and open JupyterLab on notebooks/"
@@ -18,6 +18,7 @@ help:
 	@echo "make book     run every chapter (full profile; FAST=1 for the CI profile) into build/book/"
 	@echo "make bench    run every benchmark, print the figures, write bench/results.json"
 	@echo "make release  regenerate the student notebooks from solutions/ (instructors)"
+	@echo "make student-edition DIR=path   write what a graded class gets: no solutions, no hidden tests"
 	@echo "make clean    remove the virtual environment and generated data"
 
 # -- set-up -------------------------------------------------------------------
@@ -73,6 +74,10 @@ bench: setup
 # -- instructors ------------------------------------------------------------------
 release: setup
 	$(BIN)/python -m course_lib.grading release
+
+student-edition: setup
+	@test -n "$(DIR)" || { echo "usage: make student-edition DIR=../pose-course-students"; exit 2; }
+	$(BIN)/python -m course_lib.grading release --student-dir "$(DIR)"
 
 clean:
 	rm -rf $(VENV) data/synthetic build

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("data", "heatmaps", "metrics", "ops", "models", "training")
+BENCHMARKS = ("data", "heatmaps", "metrics", "ops", "models", "training", "grading")
 
 
 def machine() -> dict:

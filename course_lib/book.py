@@ -58,7 +58,7 @@ def execute_chapter(
     from nbclient.exceptions import CellExecutionError
 
     from course_lib.grading.authoring import read_source
-    from course_lib.grading.sandbox import record_reply
+    from course_lib.grading.grade import record_reply
 
     source = Path(source)
     nb = read_source(source)

@@ -14,7 +14,7 @@ def test_make_bench_runs_every_benchmark_quickly(tmp_path, default_data):
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads(out.read_text())
-    assert set(saved["benchmarks"]) == {"data", "heatmaps", "metrics", "ops", "models", "training"}
+    assert set(saved["benchmarks"]) == {"data", "heatmaps", "metrics", "ops", "models", "training", "grading"}
     assert saved["machine"]["cpu_count"] >= 1
     training = saved["benchmarks"]["training"]
     assert [r["model"] for r in training["runs"]] == ["simplebaseline_tiny", "deeppose_tiny", "hrnet_tiny"]

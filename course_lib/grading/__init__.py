@@ -3,23 +3,32 @@
 Three commands::
 
     python -m course_lib.grading release [--source solutions] [--out notebooks] [--check]
+        [--student-dir DIR]
     python -m course_lib.grading validate notebooks/NN_name.ipynb
     python -m course_lib.grading grade SUBMISSIONS/ [--out grades.csv] [--gradebook gradebook.db]
         [--source solutions] [--timeout-cell 120] [--timeout-notebook 900] [--memory-mb 4096]
-        [--skip-tag experiment] [--jobs 1] [--notebook NN_name]
+        [--max-processes 256] [--skip-tag experiment] [--jobs 1] [--notebook NN_name] [--no-sandbox]
 
 =====================  ===========================================================================
 module                 what it does
 =====================  ===========================================================================
 ``authoring``          reads a source notebook, infers nbgrader's metadata from the markers below
 ``release``            ``release``: ``solutions/`` -> ``notebooks/`` (stubs, hidden tests removed)
+``edition``            the student edition (``release --student-dir``: no solutions, no hidden
+                       tests) and the library a graded kernel gets (no code of its answers)
 ``validate``           ``validate``: runs a notebook's visible checks, prints a summary per exercise
-``grade``              ``grade``: runs every submission with its graded cells restored from the
-                       source, writes ``grades.csv``, feedback pages and the SQLite gradebook
-``sandbox``            runs one notebook in its own kernel with time and memory limits
+``grade``              ``grade``: assembles every submission, has it judged, flags copies, writes
+                       ``grades.csv``, feedback pages and the SQLite gradebook; the threat model
+``judge``              grades one notebook from outside its kernel, exercise by exercise
+``kernel``             one IPython kernel driven cell by cell with time limits and capped output
+``sandbox``            bubblewrap around the kernel; one memory, process and CPU budget
+``channel``            the plain data (JSON, no pickles) that crosses between judge and kernel
+``remote``             the kernel's end of the channel: calls the student's function
+``similarity``         copied answers: normalised syntax trees compared
 ``checks``             building blocks of the exercise checks (comparisons with helpful messages,
                        ``forbid_reference``)
-``chNN_<name>``        one check module per chapter: ``check_<exercise>`` / ``hidden_<exercise>``
+``chNN_<name>``        one check module per chapter: ``check_<exercise>`` / ``hidden_<exercise>``,
+                       and ``REFERENCES``
 =====================  ===========================================================================
 
 
@@ -93,8 +102,23 @@ the top: ``from course_lib.grading import ch01_deeppose as checks``.  For each e
   lecture's worked example where there is one); it ends with :func:`checks.report_passed`.
 * ``hidden_<exercise>(fn)``: the hidden check: more and random cases compared with the
   reference implementation in ``course_lib``, edge cases, and
-  ``fn = forbid_reference(fn, <the reference function(s)>)`` first, so a student's function
+  ``fn = forbid_reference(fn, *REFERENCES["<exercise>"])`` first, so a student's function
   that only calls the course's own implementation fails.
+* ``REFERENCES = {"<exercise>": (function, ...)}`` at the end of the module: the course's own
+  answers to each exercise (reference functions and methods, and the helpers they are built
+  from).  Besides ``forbid_reference``, the grader uses it to leave that code out of the kernel
+  that runs the student's notebook, until the exercise has been judged.
+
+A check receives the student's function and may only call it (through ``call_student``),
+never look inside it: while a notebook is graded, ``fn`` is a proxy that sends the arguments
+to the student's kernel as data and returns the result as data.  Arguments may be numbers,
+strings, lists, tuples, dicts, NumPy arrays, tensors, ``nn.Module`` objects (sent as their
+class and weights) and functions defined at the top of a ``course_lib`` module (sent by
+name).  Results come back as the same plain data; a module that the student's code makes
+stays in the kernel, and the check examines it with :func:`~checks.describe_module` and
+:func:`~checks.call_method`; a check that needs gradients through the student's function uses
+:func:`~checks.gradients_through`.  A graded cell may use the names ``checks`` and its
+exercise's name only: the judge runs it outside the kernel, where nothing else exists.
 
 Both are built from :mod:`course_lib.grading.checks`: :func:`~checks.call_student` (stubs,
 crashes and inputs changed in place become clear messages), :func:`~checks.check_close`
@@ -126,16 +150,37 @@ which proves the exercises do not depend on experiment cells; it costs one kerne
 Grading
 -------
 ``python -m course_lib.grading grade SUBMISSIONS/`` takes one folder per student holding
-notebooks named like the released ones (``SUBMISSIONS/ada/01_deeppose.ipynb``).  For each
-one it restores every graded cell and visible check from the source (an edited graded cell is
-replaced, a deleted one put back; points always come from the source; both are noted and the
-notebook is flagged), removes experiment cells, and runs it in its own kernel process in a
-scratch folder, with a per-cell time limit, a whole-notebook time limit and a memory limit
-(see :mod:`~course_lib.grading.sandbox`).  A notebook that loops, exits, crashes the kernel,
-floods the output, eats memory or is not JSON scores zero for what did not pass; the batch
-goes on.  Results go into nbgrader's SQLite gradebook (grading again replaces that student's
+notebooks named like the released ones (``SUBMISSIONS/ada/01_deeppose.ipynb``).  A submission
+may be malicious or merely broken; what grading guarantees whatever it does (the threat model,
+in full in :mod:`~course_lib.grading.grade`): it earns no points its functions do not earn; it
+cannot change another student's grade, the gradebook, the CSV, or any file outside its own
+scratch folder; it cannot read ``solutions/``, the hidden tests, or the course's own answers to
+its notebook's exercises; it has no network and does not see the grader's environment; no
+process of it survives its grading; all its processes together stay within ``--memory-mb``;
+and an exercise that passed keeps its points whatever happens later in the notebook.
+
+How: every notebook runs in a fresh IPython kernel inside a bubblewrap sandbox
+(:mod:`~course_lib.grading.sandbox`) whose library copy has no hidden tests and none of the
+notebook's answers (:mod:`~course_lib.grading.edition`).  The judge
+(:mod:`~course_lib.grading.judge`) runs the student's cells there and, at each graded cell, runs
+the source's checks in its own process against the student's function, reached through a
+channel that carries plain data only (:mod:`~course_lib.grading.channel`).  Graded cells and
+points always come from the source (an edited graded cell is replaced, a deleted one put
+back; both are noted and the notebook is flagged).  Each exercise's result is written as soon
+as it is known; a notebook that loops, exits, crashes its kernel, floods the output, eats
+memory or is not JSON scores zero for what did not pass, and the batch goes on.  Answers that
+look copied (the course's solution, its reference, or another student's, compared on
+normalised syntax trees: :mod:`~course_lib.grading.similarity`) are flagged in the CSV, not
+zeroed.  Results go into nbgrader's SQLite gradebook (grading again replaces that student's
 scores for that notebook and keeps everything else), ``grades.csv`` (every student in the
 gradebook; columns in :mod:`~course_lib.grading.grade`) and
-``feedback/<student>/<notebook>.html`` next to the CSV.  Student code is contained against
-accidents, not against a determined attacker: it runs as the grader's user.
+``feedback/<student>/<notebook>.html`` next to the CSV.
+
+Without bubblewrap, ``grade`` refuses to start unless given ``--no-sandbox``: the judge still
+works from outside the kernel and the answers' code is still left out, but student code runs as
+you, with your files and your network (see the README).
+
+Students never need the sandbox: ``validate`` runs their own notebook in a plain kernel.  For a
+graded class, give them the student edition (``release --student-dir DIR``), which holds no
+solutions and no hidden tests.
 """

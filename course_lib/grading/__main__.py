@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -17,6 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--out", default="notebooks", help="folder of student notebooks (default: notebooks)")
     release.add_argument("--check", action="store_true",
                          help="write nothing; exit 1 if the student notebooks differ from a fresh release")
+    release.add_argument("--student-dir", metavar="DIR",
+                         help="also write the student edition of the course into DIR (a new folder): notebooks, "
+                              "library without hidden tests, data scripts, README; no solutions, no tests")
 
     validate = commands.add_parser("validate", help="run a notebook's visible checks (for students)")
     validate.add_argument("notebook", help="the notebook, e.g. notebooks/01_deeppose.ipynb")
@@ -32,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--timeout-notebook", type=float, default=900,
                        help="seconds per notebook, kernel start included (default: 900)")
     grade.add_argument("--memory-mb", type=int, default=4096,
-                       help="memory limit per kernel in MB, 0: none (default: 4096)")
+                       help="memory limit of a notebook, all its processes together, in MB; 0: none (default: 4096)")
+    grade.add_argument("--max-processes", type=int, default=256,
+                       help="processes and threads a notebook may run at once (default: 256)")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run student code without bubblewrap (as you, with your files and network: see the README)")
     grade.add_argument("--skip-tag", default="experiment", help="cells with this tag are not run (default: experiment)")
     grade.add_argument("--jobs", type=int, default=1, help="notebooks graded at the same time (default: 1)")
     grade.add_argument("--notebook", action="append", dest="notebooks", metavar="NAME",
@@ -51,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args)
         return _grade(args)
-    except (SourceError, GradingError, FileNotFoundError, NotADirectoryError, ValueError) as error:
+    except (SourceError, GradingError, FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -72,6 +80,15 @@ def _release(args: argparse.Namespace) -> int:
     for path in changed:
         print(f"{'wrote' if path.exists() else 'removed'} {path}")
     print(f"{args.out}/ is up to date ({len(changed)} file(s) changed).")
+    if args.student_dir:
+        from course_lib.grading.edition import write_student_edition
+
+        import course_lib
+
+        root = Path(course_lib.__file__).resolve().parents[1]  # the repository: README, Makefile, data_scripts
+        written = write_student_edition(args.student_dir, root, notebooks=args.out)
+        print(f"wrote the student edition into {args.student_dir}/ ({', '.join(p.name for p in written)}): "
+              "no solutions, no tests, no hidden checks")
     return 0
 
 
@@ -88,7 +105,8 @@ def _grade(args: argparse.Namespace) -> int:
 
     grade_submissions(args.submissions, out=args.out, gradebook=args.gradebook, source=args.source,
                       timeout_cell=args.timeout_cell, timeout_notebook=args.timeout_notebook,
-                      memory_mb=args.memory_mb, skip_tag=args.skip_tag, jobs=args.jobs, notebooks=args.notebooks)
+                      memory_mb=args.memory_mb, max_processes=args.max_processes, skip_tag=args.skip_tag,
+                      jobs=args.jobs, notebooks=args.notebooks, sandbox=not args.no_sandbox)
     return 0
 
 

@@ -128,6 +128,59 @@ def _same(a: Any, b: Any) -> bool:
         return True
 
 
+# -- objects the student's code made ------------------------------------------------------------------
+
+def describe_module(obj: Any) -> dict | None:
+    """What a check may know of a module that the student's code made, or ``None`` if ``obj`` is
+    not an ``nn.Module``: ``class``, ``classes`` (the class of every submodule and their bases,
+    ``"module.Qualname"``), ``parameters`` (how many numbers), ``state`` (weight name -> shape),
+    ``children`` and ``attributes`` (names).
+
+    Works the same on a module made in this process and on one that stays in the student's
+    kernel while a notebook is graded (the judge's ``RemoteModule``).
+    """
+    summary = getattr(obj, "remote_summary", None)
+    if summary is None:
+        from course_lib.grading.remote import describe
+
+        summary = describe(obj)
+    return summary if summary.get("is_module") else None
+
+
+def gradients_through(fn: Callable, *args: Any) -> tuple[Any, list]:
+    """Call ``fn(*args)``, backpropagate from its result (a scalar tensor) and return the result
+    and the gradient of every tensor argument that requires one, in argument order with lists
+    flattened (``None`` where no gradient arrived).
+
+    For a function in the student's kernel the backward pass runs there and the gradients come
+    back as data.
+    """
+    remote = inspect.unwrap(fn)
+    if hasattr(remote, "call_with_gradients"):
+        return remote.call_with_gradients(*args)
+    result = fn(*args)
+    result.backward()
+    return result, [leaf.grad for leaf in tensor_leaves(args)]
+
+
+def tensor_leaves(value: Any) -> list:
+    """The tensors in ``value`` (nested lists, tuples, dicts) that require a gradient, in order."""
+    if _is_tensor(value):
+        return [value] if value.requires_grad and value.is_leaf else []
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in tensor_leaves(item)]
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in tensor_leaves(item)]
+    return []
+
+
+def call_method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``obj.name(*args, **kwargs)``, also for a module left in the student's kernel."""
+    if hasattr(obj, "remote_summary"):
+        return obj.call_method(name, *args, **kwargs)
+    return getattr(obj, name)(*args, **kwargs)
+
+
 # -- type, shape and dtype ----------------------------------------------------------------------------
 
 def check_type(value: Any, expected: type | tuple[type, ...], what: str) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 
 from course_lib.grading.authoring import EXPERIMENT_TAG, exercises, is_experiment, nbgrader_metadata
-from course_lib.grading.sandbox import execute_notebook
+from course_lib.grading.kernel import execute_notebook
 
 PASSED, FAILED, NOT_WRITTEN, NOT_RUN = "passed", "FAILED", "not written yet", "did not run"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
