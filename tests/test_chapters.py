@@ -16,6 +16,7 @@ import pytest
 from course_lib.book import execute_chapter
 from course_lib.grading.authoring import exercises, read_source
 from course_lib.grading.grade import SourceNotebook, grade_notebook, score_notebook
+from checking import SANDBOX
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.py"))
@@ -56,6 +57,7 @@ def test_solution_runs_in_the_fast_profile_with_full_marks(source):
 @pytest.mark.parametrize("source", SOURCES, ids=IDS)
 def test_untouched_student_notebook_scores_zero(source):
     student = ROOT / "notebooks" / f"{source.stem}.ipynb"
-    result = grade_notebook(student, SourceNotebook.load(source), student="untouched", timeout_notebook=600)
+    result = grade_notebook(student, SourceNotebook.load(source), student="untouched", sandbox=SANDBOX,
+                            timeout_notebook=600)
     assert result.max_points > 0
     assert result.points == 0, [(g.exercise, g.points) for g in result.exercises if g.points]

@@ -8,9 +8,7 @@ visible_centroid is worth 2, flip_x 3, count_labelled 1 (the `# points:` lines o
 
 from __future__ import annotations
 
-import copy
 import csv
-import functools
 import os
 import subprocess
 import sys
@@ -22,51 +20,22 @@ import pytest
 
 from course_lib.grading.__main__ import main
 from course_lib.grading.authoring import read_source, solved_version
-from course_lib.grading.grade import GRADES_COLUMNS, TOTAL, SourceNotebook, grade_notebook, grade_submissions
+from course_lib.grading.grade import GRADES_COLUMNS, TOTAL, grade_notebook, grade_submissions
 from course_lib.grading.kernel import execute_notebook
+from course_lib.grading.sandbox import bubblewrap_problem
 from course_lib.grading.validate import validate_notebook
+from checking import SANDBOX
+from grading_course import COURSE, insert_after, notebook, solutions, solved, source
 
-COURSE = Path(__file__).parent / "fixtures" / "grading_course"
 TIMEOUT_CELL = 20  # the looping student costs this much; generous for a loaded machine
 
 
-@functools.cache
-def _source() -> SourceNotebook:
-    return SourceNotebook.load(COURSE / "solutions" / "01_points.py")
-
-
-@functools.cache
-def _solutions() -> dict[str, str]:
-    """What each answer cell holds for a student who solved it."""
-    solved = solved_version(read_source(COURSE / "solutions" / "01_points.py"))
-    return {cell.id: cell.source for cell in solved.cells if cell.id in ("visible_centroid", "flip_x", "count_labelled")}
-
-
 def _flip_off_by_one() -> str:
-    return _solutions()["flip_x"].replace("width - 1 - flipped", "width - flipped")
-
-
-def _notebook(answers: dict[str, str] | None = None) -> nbformat.NotebookNode:
-    """The released notebook with some answer cells filled in."""
-    nb = copy.deepcopy(_source().student)
-    for cell in nb.cells:
-        if answers and cell.id in answers:
-            cell.source = answers[cell.id]
-    return nb
-
-
-def _solved(**changes: str) -> nbformat.NotebookNode:
-    return _notebook({**_solutions(), **changes})
-
-
-def _insert_after(nb: nbformat.NotebookNode, cell_id: str, source: str) -> nbformat.NotebookNode:
-    index = [cell.id for cell in nb.cells].index(cell_id)
-    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
-    return nb
+    return solutions()["flip_x"].replace("width - 1 - flipped", "width - flipped")
 
 
 def _edited_tests() -> nbformat.NotebookNode:
-    nb = _solved(visible_centroid="def visible_centroid(keypoints, visibility):\n    return np.zeros(2)")
+    nb = solved(visible_centroid="def visible_centroid(keypoints, visibility):\n    return np.zeros(2)")
     for cell in nb.cells:
         if cell.id == "visible_centroid-tests":
             cell.source = "# points: 100\npass"
@@ -75,35 +44,35 @@ def _edited_tests() -> nbformat.NotebookNode:
 
 
 def _deleted_tests() -> nbformat.NotebookNode:
-    nb = _solved(flip_x=_flip_off_by_one())
+    nb = solved(flip_x=_flip_off_by_one())
     nb.cells = [cell for cell in nb.cells if cell.id not in ("flip_x-tests", "count_labelled-tests")]
     return nb
 
 
 STUDENTS = {
     "ada": lambda: solved_version(read_source(COURSE / "solutions" / "01_points.py")),
-    "untouched": lambda: _notebook(),
-    "partial": lambda: _notebook({"visible_centroid": _solutions()["visible_centroid"], "flip_x": _flip_off_by_one()}),
-    "loops_forever": lambda: _solved(flip_x="def flip_x(keypoints, width):\n    while True:\n        pass"),
-    "import_error": lambda: _solved(visible_centroid="from no_such_package import helper\n\n"
-                                                     + _solutions()["visible_centroid"]),
-    "sys_exit": lambda: _solved(visible_centroid="import sys\n\ndef visible_centroid(keypoints, visibility):\n"
+    "untouched": lambda: notebook(),
+    "partial": lambda: notebook({"visible_centroid": solutions()["visible_centroid"], "flip_x": _flip_off_by_one()}),
+    "loops_forever": lambda: solved(flip_x="def flip_x(keypoints, width):\n    while True:\n        pass"),
+    "import_error": lambda: solved(visible_centroid="from no_such_package import helper\n\n"
+                                                     + solutions()["visible_centroid"]),
+    "sys_exit": lambda: solved(visible_centroid="import sys\n\ndef visible_centroid(keypoints, visibility):\n"
                                                  "    sys.exit(1)"),
-    "os_exit": lambda: _insert_after(_solved(), "visible_centroid-tests", "import os\nos._exit(1)"),
-    "kills_runner": lambda: _insert_after(_solved(), "visible_centroid-tests",
+    "os_exit": lambda: insert_after(solved(), "visible_centroid-tests", "import os\nos._exit(1)"),
+    "kills_runner": lambda: insert_after(solved(), "visible_centroid-tests",
                                           "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
                                           "os.kill(1, signal.SIGKILL)"),
-    "prints": lambda: _solved(visible_centroid=_solutions()["visible_centroid"].replace(
+    "prints": lambda: solved(visible_centroid=solutions()["visible_centroid"].replace(
         '"""\n', '"""\n    print("x" * 5_000_000)  # </pre><script>alert(1)</script>\n', 1)),
-    "memory_hog": lambda: _solved(
-        visible_centroid=_solutions()["visible_centroid"].replace('"""\n', '"""\n    waste = np.empty(8 * 2**30, np.uint8)\n', 1),
+    "memory_hog": lambda: solved(
+        visible_centroid=solutions()["visible_centroid"].replace('"""\n', '"""\n    waste = np.empty(8 * 2**30, np.uint8)\n', 1),
         count_labelled="import torch\n\ndef count_labelled(visibility):\n"
                        "    return int(torch.as_tensor(np.asarray(visibility) > 0).sum())"),
     "edits_tests": _edited_tests,
     "deletes_tests": _deleted_tests,
-    "copier": lambda: _solved(flip_x=LONG_FLIP.replace("mirrored", "m").replace("column", "c")),
-    "original": lambda: _solved(flip_x=LONG_FLIP),
-    "calls_reference": lambda: _solved(visible_centroid=(
+    "copier": lambda: solved(flip_x=LONG_FLIP.replace("mirrored", "m").replace("column", "c")),
+    "original": lambda: solved(flip_x=LONG_FLIP),
+    "calls_reference": lambda: solved(visible_centroid=(
         "def visible_centroid(keypoints, visibility):\n"
         "    from grading_course_checks import reference_visible_centroid\n"
         "    return reference_visible_centroid(keypoints, visibility)")),
@@ -154,6 +123,8 @@ def course_env():
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, course_env):
+    if not SANDBOX:
+        pytest.skip(f"needs bubblewrap, which grading uses by default: {bubblewrap_problem()}")
     root = tmp_path_factory.mktemp("grading")
     submissions = root / "submissions"
     for student, make in STUDENTS.items():
@@ -335,11 +306,11 @@ def test_grading_runs_notebooks_in_the_fast_profile_unless_told_otherwise(tmp_pa
         monkeypatch.setenv("COURSE_FAST", grader_sets)
     # count_labelled is right only where the kernel sees COURSE_FAST == kernel_sees
     path = tmp_path / "01_points.ipynb"
-    nbformat.write(_solved(count_labelled=(
+    nbformat.write(solved(count_labelled=(
         "import os\n\ndef count_labelled(visibility):\n"
         f"    right = os.environ.get('COURSE_FAST') == {kernel_sees!r}\n"
         "    return int((np.asarray(visibility) > 0).sum()) if right else -1")), path)
-    result = grade_notebook(path, _source(), student="ada")
+    result = grade_notebook(path, source(), student="ada", sandbox=SANDBOX)
     assert result.points == result.max_points, result.exercises[-1].message
 
 

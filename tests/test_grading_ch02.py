@@ -7,7 +7,7 @@ import pytest
 
 from course_lib import heatmaps
 from course_lib.grading import ch02_heatmaps as checks
-from checking import assert_check_fails
+from checking import SANDBOX, assert_check_fails
 
 SOURCE_NAME = "02_heatmaps.py"
 
@@ -190,5 +190,5 @@ def test_solved_notebook_gets_full_marks_without_experiments(tmp_path, default_d
     source = Path(__file__).resolve().parents[1] / "solutions" / SOURCE_NAME
     path = tmp_path / (Path(SOURCE_NAME).stem + ".ipynb")
     path.write_text(notebook_text(solved_version(read_source(source))))
-    result = grade_notebook(path, SourceNotebook.load(source), student="solved", timeout_notebook=600)
+    result = grade_notebook(path, SourceNotebook.load(source), student="solved", sandbox=SANDBOX, timeout_notebook=600)
     assert result.points == result.max_points and not result.flagged, [(g.exercise, g.message) for g in result.exercises]

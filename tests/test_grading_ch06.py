@@ -11,7 +11,7 @@ import torch
 from course_lib import geometry, heatmaps, losses
 from course_lib.grading import ch06_simple_baseline as checks
 from course_lib.keypoints import COCO_FLIP_PAIRS
-from checking import assert_check_fails
+from checking import SANDBOX, assert_check_fails
 
 # -- answers written independently of course_lib (as a student would), with switches for the mistakes --
 
@@ -268,6 +268,6 @@ def test_the_solved_notebook_gets_full_marks(tmp_path):
     source = Path(__file__).resolve().parents[1] / "solutions" / "06_simple_baseline.py"
     path = tmp_path / "06_simple_baseline.ipynb"
     path.write_text(notebook_text(solved_version(read_source(source))))
-    result = grade_notebook(path, SourceNotebook.load(source), student="solved")
+    result = grade_notebook(path, SourceNotebook.load(source), student="solved", sandbox=SANDBOX)
     lost = [(g.exercise, g.message) for g in result.exercises if g.points != g.max_points]
     assert result.points == result.max_points and not result.flagged, lost

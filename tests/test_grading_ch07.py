@@ -17,7 +17,7 @@ from course_lib.models import build, count_parameters
 from course_lib.models.complexity import complexity, complexity_by_module, layer_macs
 from course_lib.models.hrnet import HighResolutionModule, branch_shapes, fuse_into_branch, lateral_layers
 from course_lib.models.resnet import BasicBlock, basic_block_parameters, make_layer
-from checking import assert_check_fails
+from checking import SANDBOX, assert_check_fails
 
 # -- answers written independently of course_lib (as a student would), with switches for the mistakes --
 
@@ -319,6 +319,6 @@ def test_the_solved_notebook_gets_full_marks(tmp_path):
     source = Path(__file__).resolve().parents[1] / "solutions" / "07_hrnet.py"
     path = tmp_path / "07_hrnet.ipynb"
     path.write_text(notebook_text(solved_version(read_source(source))))
-    result = grade_notebook(path, SourceNotebook.load(source), student="solved")
+    result = grade_notebook(path, SourceNotebook.load(source), student="solved", sandbox=SANDBOX)
     lost = [(g.exercise, g.message) for g in result.exercises if g.points != g.max_points]
     assert result.points == result.max_points and not result.flagged, lost

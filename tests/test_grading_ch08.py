@@ -8,7 +8,7 @@ import pytest
 from course_lib import metrics
 from course_lib.grading import ch08_evaluation as ch08
 from course_lib.keypoints import COCO_SIGMAS
-from checking import assert_check_fails
+from checking import SANDBOX, assert_check_fails
 
 
 # --------------------------------------------------------------------------- written from the formulas
@@ -205,5 +205,5 @@ def test_the_solved_notebook_gets_full_marks_without_its_experiments(tmp_path):
     source = Path(__file__).resolve().parents[1] / "solutions" / "08_evaluation.py"
     path = tmp_path / "08_evaluation.ipynb"
     path.write_text(notebook_text(solved_version(read_source(source))))
-    result = grade_notebook(path, SourceNotebook.load(source), student="solved", timeout_notebook=600)
+    result = grade_notebook(path, SourceNotebook.load(source), student="solved", sandbox=SANDBOX, timeout_notebook=600)
     assert result.points == result.max_points and not result.flagged, [(g.exercise, g.message) for g in result.exercises]

@@ -8,7 +8,7 @@ import pytest
 from course_lib import geometry, grouping, metrics
 from course_lib.grading import ch09_multi_person as ch09
 from course_lib.keypoints import COCO_SIGMAS
-from checking import assert_check_fails
+from checking import SANDBOX, assert_check_fails
 
 
 # --------------------------------------------------------------------------- written from the formulas
@@ -230,5 +230,5 @@ def test_the_solved_notebook_gets_full_marks_without_its_experiments(tmp_path):
     source = Path(__file__).resolve().parents[1] / "solutions" / "09_multi_person.py"
     path = tmp_path / "09_multi_person.ipynb"
     path.write_text(notebook_text(solved_version(read_source(source))))
-    result = grade_notebook(path, SourceNotebook.load(source), student="solved", timeout_notebook=600)
+    result = grade_notebook(path, SourceNotebook.load(source), student="solved", sandbox=SANDBOX, timeout_notebook=600)
     assert result.points == result.max_points and not result.flagged, [(g.exercise, g.message) for g in result.exercises]

@@ -25,13 +25,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.grading.authoring import notebook_text, read_source, solved_version
+from course_lib.grading.authoring import notebook_text
 from course_lib.grading.grade import TOTAL, SourceNotebook, grade_notebook, grade_submissions
 from course_lib.grading.sandbox import bubblewrap_problem
+from grading_course import COURSE, SOURCE, insert_after, notebook, solutions, solved
 
 REPO = Path(__file__).resolve().parents[1]
-COURSE = Path(__file__).parent / "fixtures" / "grading_course"
-SOURCE = COURSE / "solutions" / "01_points.py"
 MARKER = "pose-course-hostile-marker-7f3a"
 SECRET = "grader-secret-5b1e"
 TIMEOUT_CELL = 15
@@ -42,36 +41,8 @@ pytestmark = pytest.mark.skipif(bool(bubblewrap_problem()), reason=f"needs bubbl
 
 # -- building the submissions ----------------------------------------------------------------------------
 
-def _source() -> SourceNotebook:
-    return SourceNotebook.load(SOURCE)
-
-
-def _solved_answers() -> dict[str, str]:
-    solved = solved_version(read_source(SOURCE))
-    return {cell.id: cell.source for cell in solved.cells if cell.id in ("visible_centroid", "flip_x", "count_labelled")}
-
-
-def _notebook(answers: dict[str, str] | None = None) -> nbformat.NotebookNode:
-    nb = copy.deepcopy(_source().student)
-    for cell in nb.cells:
-        if answers and cell.id in answers:
-            cell.source = answers[cell.id]
-    return nb
-
-
-def _solved(**changes: str) -> nbformat.NotebookNode:
-    return _notebook({**_solved_answers(), **changes})
-
-
-def _after(nb: nbformat.NotebookNode, cell_id: str, *sources: str) -> nbformat.NotebookNode:
-    index = [cell.id for cell in nb.cells].index(cell_id)
-    for offset, source in enumerate(sources, start=1):
-        nb.cells.insert(index + offset, nbformat.v4.new_code_cell(source))
-    return nb
-
-
-def _at_end(nb: nbformat.NotebookNode, source: str) -> nbformat.NotebookNode:
-    nb.cells.append(nbformat.v4.new_code_cell(source))
+def _at_end(nb: nbformat.NotebookNode, code: str) -> nbformat.NotebookNode:
+    nb.cells.append(nbformat.v4.new_code_cell(code))
     return nb
 
 
@@ -79,13 +50,13 @@ def _setup_id(nb: nbformat.NotebookNode) -> str:
     return next(cell.id for cell in nb.cells if cell.cell_type == "code" and "import grading_course_checks" in cell.source)
 
 
-def _with_setup(nb: nbformat.NotebookNode, source: str) -> nbformat.NotebookNode:
-    return _after(nb, _setup_id(nb), source)
+def _with_setup(nb: nbformat.NotebookNode, code: str) -> nbformat.NotebookNode:
+    return insert_after(nb, _setup_id(nb), code)
 
 
 # Answers that are right only if a probe succeeds: "0 points" proves the probe failed.
 def _if_probe(probe: str) -> dict[str, str]:
-    right = _solved_answers()["visible_centroid"]
+    right = solutions()["visible_centroid"]
     return {"visible_centroid": probe + "\n\nif not LEAKED:\n    def visible_centroid(keypoints, visibility):\n"
                                        "        return np.zeros(2)\nelse:\n" + _indent(right)}
 
@@ -324,60 +295,60 @@ def _submissions(tmp: Path, port: int) -> dict[str, object]:
     course_files = [str(REPO / "course_lib" / "grading" / "sandbox.py"), str(REPO / "course_lib" / "grading" / "judge.py"),
                     str(COURSE / "grading_course_checks.py"), str(SOURCE), "/course/library/grading_course_checks.py"]
     wrong_chapter = copy.deepcopy(SourceNotebook.load(REPO / "solutions" / "00_the_task.py").student)
-    renamed = _solved()
+    renamed = solved()
     for cell in renamed.cells:
         if cell.id == "flip_x-tests":
             cell.metadata["nbgrader"]["grade_id"] = "flip_x-tests-renamed"
-    duplicated = _solved()
+    duplicated = solved()
     original = next(cell for cell in duplicated.cells if cell.id == "visible_centroid-tests")
     twin = copy.deepcopy(original)
     twin.id, twin.source = "twin", "# points: 50\npass"
     duplicated.cells.insert(duplicated.cells.index(original) + 1, twin)
-    junk = nbformat.writes(_solved())
+    junk = nbformat.writes(solved())
     junk = junk.replace('"cells": [', '"cells": [{"cell_type": "code", "source": 5, "metadata": [], "outputs": 7}, '
                         '{"cell_type": "alien"}, "a string", ', 1)
     return {
         # (a) points without solving
-        "rebinds_checks": _with_setup(_notebook(), ACCEPT_EVERYTHING),
-        "input_transformer": _with_setup(_notebook(), INPUT_TRANSFORMER),
-        "patches_check_module": _with_setup(_notebook(), PATCH_CHECK_MODULE),
-        "patches_check_helpers": _with_setup(_notebook(), PATCH_CHECK_HELPERS),
-        "reads_solutions": _notebook(_each_answer(FIND_SOLUTIONS)),
-        "reads_hidden_tests": _notebook(_each_answer(READ_HIDDEN_TESTS)),
-        "reads_assembled_notebook": _solved(**_if_probe(FIND_ASSEMBLED_NOTEBOOK)),
-        "clones_references": _notebook(CLONE_REFERENCES),
-        "forges_answers": _with_setup(_solved(), FORGED_ANSWERS),
-        "returns_strange_objects": _notebook(STRANGE_RESULTS),
+        "rebinds_checks": _with_setup(notebook(), ACCEPT_EVERYTHING),
+        "input_transformer": _with_setup(notebook(), INPUT_TRANSFORMER),
+        "patches_check_module": _with_setup(notebook(), PATCH_CHECK_MODULE),
+        "patches_check_helpers": _with_setup(notebook(), PATCH_CHECK_HELPERS),
+        "reads_solutions": notebook(_each_answer(FIND_SOLUTIONS)),
+        "reads_hidden_tests": notebook(_each_answer(READ_HIDDEN_TESTS)),
+        "reads_assembled_notebook": solved(**_if_probe(FIND_ASSEMBLED_NOTEBOOK)),
+        "clones_references": notebook(CLONE_REFERENCES),
+        "forges_answers": _with_setup(solved(), FORGED_ANSWERS),
+        "returns_strange_objects": notebook(STRANGE_RESULTS),
         # (b) other students, the gradebook, the CSV, course files
-        "sqlite_trigger": _at_end(_solved(), f"import sqlite3\nfor path in ({str(gradebook)!r}, 'gradebook.db'):\n"
+        "sqlite_trigger": _at_end(solved(), f"import sqlite3\nfor path in ({str(gradebook)!r}, 'gradebook.db'):\n"
                                              "    try:\n        db = sqlite3.connect(path)\n"
                                              "        db.execute('CREATE TRIGGER zero AFTER UPDATE ON grade BEGIN "
                                              "UPDATE grade SET auto_score = 0; END')\n        db.commit()\n"
                                              "    except Exception:\n        pass"),
-        "daemon_rewrites_csv": _at_end(_solved(), DAEMON.replace("{paths!r}", repr([str(grades), str(gradebook)]))),
-        "writes_course_files": _at_end(_solved(), f"for path in {course_files!r}:\n    try:\n"
+        "daemon_rewrites_csv": _at_end(solved(), DAEMON.replace("{paths!r}", repr([str(grades), str(gradebook)]))),
+        "writes_course_files": _at_end(solved(), f"for path in {course_files!r}:\n    try:\n"
                                                   "        open(path, 'a').write('\\ndef check_visible_centroid(fn): "
                                                   "pass\\n')\n    except OSError:\n        pass"),
-        "writes_outside_its_folder": _at_end(_solved(), f"for path in ({str(tmp / 'escaped.txt')!r}, "
+        "writes_outside_its_folder": _at_end(solved(), f"for path in ({str(tmp / 'escaped.txt')!r}, "
                                                         f"{os.path.expanduser('~/' + MARKER)!r}, '/tmp/{MARKER}'):\n"
                                                         "    try:\n        open(path, 'w').write('x')\n"
                                                         "    except OSError:\n        pass"),
-        "zz_untouched_after_writes": _notebook(),
+        "zz_untouched_after_writes": notebook(),
         # (d) network and environment
-        "network_probe": _solved(**_if_probe(NETWORK_PROBE.format(port=port))),
-        "environment_probe": _solved(**_if_probe(ENVIRONMENT_PROBE)),
+        "network_probe": solved(**_if_probe(NETWORK_PROBE.format(port=port))),
+        "environment_probe": solved(**_if_probe(ENVIRONMENT_PROBE)),
         # (e), (f) processes and memory
-        "fork_bomb": _at_end(_solved(), "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
+        "fork_bomb": _at_end(solved(), "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
                                         "        pass"),
-        "memory_spread": _after(_solved(), "count_labelled", MEMORY_SPREAD),
-        "kills_everything": _after(_solved(), "visible_centroid-tests",
+        "memory_spread": insert_after(solved(), "count_labelled", MEMORY_SPREAD),
+        "kills_everything": insert_after(solved(), "visible_centroid-tests",
                                    "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n"
                                    "    pass\nos.kill(os.getpid(), signal.SIGKILL)"),
         # (g) earned points stay
-        "ignores_interrupts": _at_end(_solved(), "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "ignores_interrupts": _at_end(solved(), "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                                                  "while True:\n    pass"),
-        "segfault": _after(_solved(), "visible_centroid-tests", "import ctypes\nctypes.string_at(0)"),
-        "prints_200_mb": _after(_solved(), "flip_x-tests", "for _ in range(200):\n    print('x' * 2**20)"),
+        "segfault": insert_after(solved(), "visible_centroid-tests", "import ctypes\nctypes.string_at(0)"),
+        "prints_200_mb": insert_after(solved(), "flip_x-tests", "for _ in range(200):\n    print('x' * 2**20)"),
         # malformed notebooks and edited cells
         "junk_cells": junk.encode(),
         "not_a_notebook": b'{"cells": 5, "nbformat": 4}',
@@ -385,7 +356,7 @@ def _submissions(tmp: Path, port: int) -> dict[str, object]:
         "wrong_chapter": wrong_chapter,
         "renamed_graded_cell": renamed,
         "duplicated_graded_cell": duplicated,
-        "ada": _solved(),
+        "ada": solved(),
     }
 
 
@@ -651,7 +622,7 @@ def chapter_00(tmp_path_factory):
         if cell.id in CH00_ANSWERS:
             cell.source = CH00_ANSWERS[cell.id]
     setup = next(cell.id for cell in nb.cells if cell.cell_type == "code" and "as checks" in cell.source)
-    _after(nb, setup, CH00_SETUP)
+    insert_after(nb, setup, CH00_SETUP)
     path = root / "00_the_task.ipynb"
     path.write_text(nbformat.writes(nb))
     return grade_notebook(path, source, student="mallory", timeout_cell=60)

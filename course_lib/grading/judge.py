@@ -276,8 +276,9 @@ class Judge:
 
     def run(self, nb: dict) -> None:
         try:
-            self.kernel.start(timeout=min(120.0, max(1.0, self.deadline - time.monotonic())))
-            self.checks = importlib.import_module(self.check_module_name)
+            self.kernel.launch()
+            self.checks = importlib.import_module(self.check_module_name)  # while the kernel starts
+            self.kernel.wait_until_ready(timeout=min(120.0, max(1.0, self.deadline - time.monotonic())))
             by_tests = {e.tests_id: e for e in self.exercises}
             visible = {cell_id for e in self.exercises for cell_id in e.check_ids}
             for cell in nb["cells"]:

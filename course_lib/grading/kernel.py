@@ -102,6 +102,7 @@ class Kernel:
         self.watchdog: Watchdog | None = None
         self.client = None
         self._context = None
+        self._poller = None
 
     # -- starting and stopping ---------------------------------------------------------------------
 
@@ -113,6 +114,11 @@ class Kernel:
 
     def start(self, timeout: float = 120) -> None:
         """Start the kernel and wait until it answers (at most ``timeout`` seconds)."""
+        self.launch()
+        self.wait_until_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the kernel's process (it then takes a moment to answer: :meth:`wait_until_ready`)."""
         import zmq
         from jupyter_client import BlockingKernelClient
 
@@ -153,6 +159,12 @@ class Kernel:
         self.client.load_connection_info(outside)
         self.client.allow_stdin = False
         self.client.start_channels()
+        self._poller = zmq.Poller()
+        self._poller.register(self.client.shell_channel.socket, zmq.POLLIN)
+        self._poller.register(self.client.iopub_channel.socket, zmq.POLLIN)
+
+    def wait_until_ready(self, timeout: float = 120) -> None:
+        """Wait until the launched kernel answers (at most ``timeout`` seconds)."""
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive()
@@ -249,6 +261,7 @@ class Kernel:
                 self._interrupt()
                 interrupted, deadline = True, now + INTERRUPT_GRACE
             self._check_alive()
+            self._poller.poll(100)  # wakes as soon as either channel has a message
             if reply is None:
                 reply = self._read_reply(message_id)
                 if reply is not None:  # the cell is done: its last outputs get a moment, not forever
@@ -263,16 +276,19 @@ class Kernel:
                        collector.outputs)
 
     def _read_iopub(self, message_id: str, collector: "_Outputs", idle: bool) -> bool:
-        try:
-            message = self.client.get_iopub_msg(timeout=0.05)
-        except queue.Empty:
-            return idle
-        if message.get("parent_header", {}).get("msg_id") != message_id:
-            return idle
-        kind, content = message.get("msg_type"), message.get("content", {})
-        if kind == "status":
-            return content.get("execution_state") == "idle"
-        collector.add(kind, content)
+        """Take every message waiting on IOPub (at most 1000 at a time); True once the cell is idle."""
+        for _ in range(1000):
+            try:
+                message = self.client.get_iopub_msg(timeout=0)
+            except queue.Empty:
+                return idle
+            if message.get("parent_header", {}).get("msg_id") != message_id:
+                continue
+            kind, content = message.get("msg_type"), message.get("content", {})
+            if kind == "status":
+                idle = idle or content.get("execution_state") == "idle"
+            else:
+                collector.add(kind, content)
         return idle
 
     def _read_reply(self, message_id: str) -> dict | None:
