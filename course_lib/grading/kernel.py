@@ -151,7 +151,7 @@ class Kernel:
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         env=environment, cwd=cwd, start_new_session=True)
         log.close()
-        if self.group is None:
+        if self.spec is not None and self.group is None:  # no cgroup here: watch the sandbox's processes
             self.watchdog = Watchdog(self.process.pid, self.memory_mb, self.max_processes).start()
         self._context = zmq.Context()
         self._context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
