@@ -32,7 +32,7 @@ from course_lib.grading.checks import (
     forbid_reference,
     report_passed,
 )
-from course_lib.models.complexity import complexity, count_parameters, layer_macs, paper_gflops_rule
+from course_lib.models.complexity import count_parameters, layer_macs, measure_complexity, paper_gflops_rule
 from course_lib.models.hrnet import HighResolutionModule, branch_shapes, fuse_into_branch, lateral_layers
 from course_lib.models.resnet import basic_block_parameters, conv3x3, make_layer
 
@@ -357,7 +357,7 @@ def check_layer_macs(fn) -> None:
 def hidden_layer_macs(fn) -> None:
     """Hidden check: random convolutions and transposed convolutions (strides, paddings, groups) against
     ``layer_macs``, which agrees with PyTorch's FLOP counter."""
-    fn = forbid_reference(fn, layer_macs, paper_gflops_rule, complexity)
+    fn = forbid_reference(fn, layer_macs, paper_gflops_rule, measure_complexity)
     rng = np.random.default_rng(73)
     for case in range(10):
         groups = 2 if case == 4 else 1
