@@ -142,7 +142,8 @@ def _check_images(images: list) -> set[int]:
         if image["id"] in image_ids:
             raise ValueError(f"image {image['id']}: duplicate image id")
         if not isinstance(image.get("file_name"), str) or not image["file_name"]:
-            raise ValueError(f"image {image['id']}: missing field 'file_name' (the image file, relative to the image folder)")
+            raise ValueError(f"image {image['id']}: missing field 'file_name' "
+                             "(the image file, relative to the image folder)")
         image_ids.add(image["id"])
     return image_ids
 

@@ -608,7 +608,10 @@ class HeatmapCodec:
         return self.input_size[1] / self.heatmap_size[1], self.input_size[0] / self.heatmap_size[0]
 
     def encode(self, keypoints: Array, visibility: Array) -> tuple[Array, Array]:
-        """Keypoints ``(..., K, 2)`` in input pixels and flags ``(..., K)`` -> heatmaps ``(..., K, H, W)``, weights ``(..., K)``."""
+        """Keypoints ``(..., K, 2)`` in input pixels and flags ``(..., K)`` -> targets ``(..., K, H, W)``, weights ``(..., K)``.
+
+        ``gaussian_heatmaps(keypoints / (s_x, s_y), visibility, heatmap_size, sigma, unbiased)``.
+        """
         keypoints, visibility = _check_keypoints(keypoints, visibility)
         scale = self._per_axis(self.stride, keypoints)
         return gaussian_heatmaps(keypoints / scale, visibility, self.heatmap_size, self.sigma,

@@ -235,7 +235,9 @@ def _collatable(value: Any) -> Any:
     return value
 
 
-def model_sizes(model: nn.Module, input_size: tuple[int, int] | None = None) -> tuple[tuple[int, int], tuple[int, int] | None]:
+def model_sizes(
+    model: nn.Module, input_size: tuple[int, int] | None = None
+) -> tuple[tuple[int, int], tuple[int, int] | None]:
     """``(input_size, heatmap_size)`` of a model: heatmap size = input / ``model.stride`` (None for regressors)."""
     input_size = tuple(input_size or getattr(model, "input_size"))
     stride = getattr(model, "stride", None)

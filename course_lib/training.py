@@ -139,7 +139,8 @@ def _loss_terms(loss: LossFunction, outputs: Any, batch: dict) -> dict[str, torc
         return {"loss": value}
     if isinstance(value, Mapping) and value and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in value.values()):
         return dict(value)
-    raise TypeError(f"the loss must return a scalar tensor or a non-empty dict of scalar tensors, got {type(value).__name__}")
+    raise TypeError("the loss must return a scalar tensor or a non-empty dict of scalar tensors, "
+                    f"got {type(value).__name__}")
 
 
 # ============================================================================ history
@@ -375,7 +376,8 @@ def fit(
                     history.record_validation(position.step, validate(model))
             _show(bar, history, eval_metric)
             history.seconds = clock.seconds()
-            if checkpoint is not None and checkpoint_every and position.step % checkpoint_every == 0 and position.step < steps:
+            due = checkpoint_every and position.step % checkpoint_every == 0 and position.step < steps
+            if checkpoint is not None and due:
                 save_checkpoint(checkpoint, model, optimizer, scaler, position, history)
     finally:
         if bar is not None:
@@ -390,7 +392,10 @@ def fit(
 
 
 def _prepare(model: nn.Module, device, amp: bool, channels_last: bool, num_workers: int | None, seed: int):
-    """Seed, pick the device and what runs differently there, move the model: ``(device, amp_dtype, channels_last, workers)``."""
+    """Seed, pick the device and what runs differently there, move the model.
+
+    Returns ``(device, amp_dtype, channels_last, num_workers)``.
+    """
     device = resolve_device(device)
     amp_dtype, channels_last = autocast_dtype(device, amp), channels_last and device.type == "cuda"
     workers = default_workers(device) if num_workers is None else check_integer(num_workers, "num_workers", minimum=0)

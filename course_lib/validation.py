@@ -140,7 +140,9 @@ def _check_shape(actual: tuple, name: str, spec: ShapeSpec | None, dims: dict | 
             raise ValueError(f"{name} must have shape {_format_spec(spec)}, got {tuple(actual)}")
 
 
-def check_visibility(value: Any, name: str, shape: ShapeSpec | None = None, *, dims: dict[str, int] | None = None) -> np.ndarray:
+def check_visibility(
+    value: Any, name: str, shape: ShapeSpec | None = None, *, dims: dict[str, int] | None = None
+) -> np.ndarray:
     """COCO visibility flags as an integer array: every entry 0, 1 or 2 (booleans read as 0 / 1).
 
     0 is "not labelled", 1 "labelled but hidden", 2 "labelled and visible".  Any other value
@@ -192,7 +194,9 @@ def check_integer(value: Any, name: str, *, minimum: int | None = None, maximum:
     return int(value)
 
 
-def check_pair(value: Any, name: str, order: str, *, minimum: int | None = 1, maximum: int | None = None) -> tuple[int, int]:
+def check_pair(
+    value: Any, name: str, order: str, *, minimum: int | None = 1, maximum: int | None = None
+) -> tuple[int, int]:
     """Return two integers from a pair, each a whole number in ``[minimum, maximum]``.
 
     ``order`` names the two entries in the error message, e.g. ``"(H, W)"`` for a size or

@@ -4,9 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, default_collate
 
-from course_lib.data import tensor_to_image
 from course_lib.geometry import (
     box_to_center_scale,
     cascade_crop_box,
@@ -23,7 +21,6 @@ from course_lib.geometry import (
     transform_points,
     warp_image,
 )
-from course_lib.heatmaps import decode_argmax
 from course_lib.keypoints import COCO_FLIP_PAIRS
 
 # ----------------------------------------------------------------------------- DeepPose box normalisation

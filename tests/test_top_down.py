@@ -6,9 +6,8 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from course_lib.data import tensor_to_image
-from course_lib.geometry import box_to_center_scale, crop_to_image, flip_keypoints, image_to_crop, warp_image
-from course_lib.heatmaps import HeatmapCodec, decode_argmax, gaussian_heatmaps
-from course_lib.keypoints import COCO_FLIP_PAIRS
+from course_lib.geometry import box_to_center_scale, crop_to_image, flip_keypoints, warp_image
+from course_lib.heatmaps import HeatmapCodec, decode_argmax
 from course_lib.top_down import TopDownDataset
 
 

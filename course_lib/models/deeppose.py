@@ -183,7 +183,11 @@ def deeppose_paper(num_keypoints: int = 17, dropout: float = 0.6, input_size: tu
 
 
 def deeppose_tiny(
-    num_keypoints: int = 17, width: int = 16, hidden: int = 256, dropout: float = 0.0, input_size: tuple[int, int] = (96, 64)
+    num_keypoints: int = 17,
+    width: int = 16,
+    hidden: int = 256,
+    dropout: float = 0.0,
+    input_size: tuple[int, int] = (96, 64),
 ) -> DeepPoseTiny:
     """A small DeepPose-style regressor for CPU."""
     return DeepPoseTiny(num_keypoints, width, hidden, dropout, input_size, name="deeppose_tiny")
