@@ -380,6 +380,7 @@ def fit(
             if checkpoint is not None and due:
                 save_checkpoint(checkpoint, model, optimizer, scaler, position, history)
     finally:
+        batches.close()  # ends the open epoch's loader (and its worker processes)
         if bar is not None:
             bar.close()
     history.seconds = clock.seconds()
