@@ -111,7 +111,7 @@ def test_branch_shapes_rejects_bad_input():
         branch_shapes((0, 64), 32, 1)
     with pytest.raises(ValueError, match="num_branches"):
         branch_shapes((64, 64), 32, 0)
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(TypeError, match="width"):  # a fractional width is the wrong kind of number
         branch_shapes((64, 64), 2.5, 1)
 
 
