@@ -17,7 +17,7 @@ import json
 
 import torch
 
-from course_lib.models import build, complexity, measure_latency, measure_training_speed
+from course_lib.models import build, measure_complexity, measure_latency, measure_training_speed
 
 # HRNet paper, Table 1 (COCO val2017, 256x192): parameters (millions) and GFLOPs.
 PAPER_TABLE = {
@@ -43,7 +43,7 @@ def complexity_table(quick: bool) -> dict[str, dict]:
         with torch.device("meta"):
             model = build(name)
         size = (256, 192) if name in PAPER_TABLE else model.input_size
-        result = complexity(model, size)
+        result = measure_complexity(model, size)
         paper_params, paper_gflops = PAPER_TABLE.get(name, (None, None))
         rows[name] = dict(result, input_size=list(size), paper_params_m=paper_params, paper_gflops_reported=paper_gflops)
         print(
@@ -84,7 +84,7 @@ def training_speed(quick: bool) -> dict[str, dict]:
     for name in TINY_PRESETS:
         torch.manual_seed(0)
         model = build(name)
-        counts = complexity(model, model.input_size)
+        counts = measure_complexity(model, model.input_size)
         speed = measure_training_speed(model, model.input_size, batch=batch, steps=steps, warmup=warmup)
         rows[name] = {**speed, "params": counts["params"], "macs": counts["macs"]}
         print(f"  {name:20s} input {model.input_size[0]}x{model.input_size[1]}  params {counts['params']:>9,d}  "

@@ -3,34 +3,41 @@
 One module per idea the chapters teach; open the one named after your chapter and read
 it like an appendix:
 
-======================  =========================================================
-module                  what it holds (chapter)
-======================  =========================================================
-``keypoints``           keypoint sets, skeletons, flip pairs, OKS constants (00)
-``synthetic``           the synthetic people: renderer and data set writer (00)
-``data``                the default data, the COCO-format reader, the astronaut (00)
-``viz``                 drawing poses, sample grids, heatmap overlays (00-09)
-``geometry``            box normalisation, crops, affine warps, flips, top-down data (01, 06)
-``cascade``             DeepPose's cascade: simulated predictions, patches, refinement (01)
-``heatmaps``            Gaussian targets, decoders, the flip test, G-RMI targets (02, 06, 09)
-``receptive_field``     receptive fields, computed and measured (03)
-``models``              DeepPose, CPM, Hourglass, ResNet, SimpleBaseline, HRNet, heads,
-                        the person detector; build(), complexity(), latency (01-09)
-``ops``                 ROIPool and ROIAlign from scratch (05)
-``roi_keypoints``       a Mask R-CNN-style keypoint model on ROI features (05)
-``losses``              heatmap MSE, OHKM, regression, intermediate supervision, ... (01-09)
-``training``            the training loop, prediction, evaluation (01-09)
-``zoo``                 trained tiny models, cached after their first training (06-09)
-``metrics``             PCP, PCK, PCKh, PDJ, OKS, COCO keypoint AP, OKS-NMS (08, 09)
-``multi_person``        the top-down multi-person pipeline, detection to COCO AP (09)
-``grouping``            bottom-up grouping of joints by associative-embedding tags (09)
-``widgets``             interactive demos for class (02, 05, 06-08)
-``report``              experiment tables (every chapter)
-``grading``             notebook release and autograding (instructors)
-``book``, ``train``,    command lines: run every chapter (``make book``), train a model,
-``evaluate``            evaluate COCO files
-``validation``          the input checks used at every public boundary
-======================  =========================================================
+===========================  =========================================================
+module                       what it holds (chapter)
+===========================  =========================================================
+``keypoints``                keypoint sets, skeletons, flip pairs, OKS constants (00)
+``synthetic``                the synthetic people: renderer and data set writer (00)
+``data``                     the default data, the COCO-format reader, the astronaut (00)
+``viz``                      drawing poses, sample grids, heatmap overlays (00-09)
+``geometry``                 box normalisation, crops, affine warps, flips (01, 06)
+``cascade``                  DeepPose's cascade: simulated predictions, patches, refinement (01)
+``heatmaps``                 Gaussian targets, decoders, the heatmap codec, the flip test,
+                             G-RMI targets (02, 06, 09)
+``receptive_field``          receptive fields, computed and measured (03)
+``models``                   DeepPose, CPM, Hourglass, ResNet, SimpleBaseline, HRNet, heads,
+                             the person detector; build(), measure_complexity(), latency (01-09)
+``ops``                      ROIPool and ROIAlign from scratch (05)
+``torchvision_reference``    torchvision.ops run on the same input, when available (05)
+``roi_keypoints``            a Mask R-CNN-style keypoint model on ROI features (05)
+``top_down``                 the top-down data set: person crops with heatmap targets (06)
+``losses``                   heatmap MSE, OHKM, regression, intermediate supervision, ... (01-09)
+``training``                 one training step and the loop around it, checkpoints (01-09)
+``runtime``                  the fast profile, devices, mixed precision (01-09)
+``schedules``                the order of the items and the learning rate of a run (01-09)
+``prediction``               a model's keypoints over top-down data, in image pixels (01-09)
+``scoring``                  every metric of the course for those predictions (01-09)
+``zoo``                      trained tiny models, cached after their first training (06-09)
+``metrics``                  PCP, PCK, PCKh, PDJ, OKS, COCO keypoint AP, OKS-NMS (08, 09)
+``multi_person``             the top-down multi-person pipeline, detection to COCO AP (09)
+``grouping``                 bottom-up grouping of joints by associative-embedding tags (09)
+``widgets``                  interactive demos for class (02, 05, 06-08)
+``report``                   experiment tables (every chapter)
+``grading``                  notebook release and autograding (instructors)
+``book``, ``train``,         command lines: run every chapter (``make book``), train a model,
+``evaluate``                 evaluate COCO files
+``validation``               the input checks used at every public boundary
+===========================  =========================================================
 
 Conventions used everywhere
 ---------------------------
@@ -43,6 +50,11 @@ Conventions used everywhere
 * Pixel ``(i, j)`` (row, column) has its centre at ``x = j, y = i``, so an image of width
   ``w`` spans ``x`` from -0.5 to ``w - 0.5`` (the convention of the official HRNet and
   SimpleBaseline code: heatmap pixel ``u`` maps to image ``x = u * stride``).
+* Sizes and coordinates follow one rule.  An array or tensor **size** is ``(H, W)``, in the
+  order of its shape (``input_size``, ``heatmap_size``, ``output_size``, an image's size).
+  Anything **geometric** is ``x`` before ``y``: a point ``(x, y)``, a box ``[x, y, w, h]``, a
+  crop's scale ``(w, h)``, a stride ``(s_x, s_y)``.  Where the two meet and a reader could
+  guess wrong, the parameter says which (``output_hw``, ``scale_wh``, ``input_hw``).
 * Heatmaps are ``(N, K, H, W)``; images given to models are ``(N, 3, H, W)`` float tensors.
 """
 

@@ -45,7 +45,7 @@ from course_lib.data import image_to_tensor
 from course_lib.geometry import cascade_crop_box, crop_box, denormalize_from_box, normalize_to_box, torso_diameter
 from course_lib.keypoints import COCO_TORSO_DIAMETER_PAIR
 from course_lib.losses import coordinate_loss
-from course_lib.training import resolve_device
+from course_lib.runtime import resolve_device
 from course_lib.validation import check_array, check_positive, check_size
 
 # A predicted torso can collapse (shoulder and hip predicted on top of each other); its
@@ -289,7 +289,7 @@ def refine(
         delta, patch_size, pair, min_diameter: as the stage was trained with.
         batch_size: patches per forward pass.
         device: where the stage runs (``"auto"``: CUDA, MPS or the CPU, as
-            :func:`~course_lib.training.resolve_device`).
+            :func:`~course_lib.runtime.resolve_device`).
 
     Returns:
         ``(N, K, 2)`` float64 refined predictions, image pixels.

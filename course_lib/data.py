@@ -18,9 +18,9 @@ Layout of a data set folder (the synthetic one and the one ``CocoKeypoints`` exp
     DIR/annotations.json       COCO keypoint format, written last
     DIR/images/000001.png      ``file_name`` is "000001.png": relative to the image folder, COCO's convention
 
-Letters: K keypoints per person (17 for COCO), [W, H] the image size in pixels.  Keypoints are
-image pixels ``x, y`` with pixel centres at integer coordinates (see ``course_lib/__init__.py``),
-so an image of width W spans ``x`` from -0.5 to W - 0.5.
+Letters: K keypoints per person (17 for COCO); an image is ``(H, W)`` pixels, an array of shape
+``(H, W, 3)``.  Keypoints are image pixels ``x, y`` with pixel centres at integer coordinates
+(see ``course_lib/__init__.py``), so an image of width W spans ``x`` from -0.5 to W - 0.5.
 """
 
 from __future__ import annotations
@@ -37,7 +37,14 @@ import cv2
 import numpy as np
 import torch
 
-from course_lib.synthetic import make_synthetic, split_spec, synthetic_scene  # noqa: F401  (re-exported)
+from course_lib.synthetic import (  # noqa: F401  (re-exported)
+    MAX_IMAGE_SIZE,
+    MAX_PERSONS,
+    MIN_IMAGE_SIZE,
+    make_synthetic,
+    split_spec,
+    synthetic_scene,
+)
 from course_lib.validation import check_array
 
 # Where the course keeps its data: ``data/`` next to ``course_lib/`` (override with COURSE_DATA).
@@ -77,20 +84,25 @@ def load_coco_keypoints(path_or_dict: str | os.PathLike | dict) -> dict:
     """Read (or take) a COCO keypoint data set and check every annotation; return the parsed dict.
 
     The number of keypoints K is ``len(categories[0]["keypoints"])``, so the same reader serves
-    COCO-17, MPII-16 converted to COCO format, or any other set.  Each annotation must have
-    ``id``, ``image_id``, ``keypoints`` (``[x1, y1, v1, ..., xK, yK, vK]``, v in {0, 1, 2}) and
-    ``bbox`` (``[x, y, w, h]``, w, h >= 0), all numbers finite, and its image must be listed.
+    COCO-17, MPII-16 converted to COCO format, or any other set.  Every image needs an integer
+    ``id`` and a ``file_name``; each annotation an integer ``id``, the integer ``image_id`` of a
+    listed image, ``keypoints`` (``[x1, y1, v1, ..., xK, yK, vK]``, v in {0, 1, 2}) and ``bbox``
+    (``[x, y, w, h]``, w, h >= 0), all numbers finite, and ``iscrowd``, where present, 0 or 1.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: a malformed annotation; the message names the annotation id and the problem.
+        ValueError: a file that is not JSON (the message names the path), or a malformed
+            image or annotation (the message names its id and the problem).
     """
     if isinstance(path_or_dict, (str, os.PathLike)):
         path = Path(path_or_dict)
         if not path.is_file():
             raise FileNotFoundError(f"annotations file not found: {path}")
-        with open(path, encoding="utf-8") as file:
-            coco = json.load(file)
+        try:
+            with open(path, encoding="utf-8") as file:
+                coco = json.load(file)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is not a COCO keypoint file: it is not valid JSON ({error})") from None
     elif isinstance(path_or_dict, dict):
         coco = path_or_dict
     else:
@@ -111,46 +123,71 @@ def _check_coco_keypoints(coco: Any) -> None:
     num_keypoints = len(categories[0]["keypoints"])
     if num_keypoints == 0:
         raise ValueError("categories[0]['keypoints'] is empty")
+    image_ids = _check_images(coco["images"])
+    for index, annotation in enumerate(coco["annotations"]):
+        _check_annotation_fields(annotation, index, image_ids, num_keypoints)
+    _check_unique(coco["annotations"])
+    if coco["annotations"]:
+        _check_annotation_values(coco["annotations"])
 
-    image_ids = set()
-    for index, image in enumerate(coco["images"]):
+
+def _check_images(images: list) -> set[int]:
+    """Every image has an integer ``id`` (no two alike) and a ``file_name``; returns the ids."""
+    image_ids: set[int] = set()
+    for index, image in enumerate(images):
         if not isinstance(image, dict) or "id" not in image:
             raise ValueError(f"image at index {index}: missing field 'id'")
+        if not _is_integer(image["id"]):
+            raise ValueError(f"image at index {index}: id must be an integer, got {image['id']!r}")
         if image["id"] in image_ids:
             raise ValueError(f"image {image['id']}: duplicate image id")
+        if not isinstance(image.get("file_name"), str) or not image["file_name"]:
+            raise ValueError(f"image {image['id']}: missing field 'file_name' "
+                             "(the image file, relative to the image folder)")
         image_ids.add(image["id"])
+    return image_ids
 
-    # Structure, one annotation at a time: ids, fields, list lengths.
-    annotations = coco["annotations"]
-    annotation_ids = set()
-    for index, annotation in enumerate(annotations):
-        if not isinstance(annotation, dict):
-            raise ValueError(f"annotation at index {index}: must be a dict, got {type(annotation).__name__}")
-        if "id" not in annotation:
-            raise ValueError(f"annotation at index {index} (no id): missing field 'id'")
-        name = f"annotation {annotation['id']}"
-        if annotation["id"] in annotation_ids:
-            raise ValueError(f"{name}: duplicate annotation id")
-        annotation_ids.add(annotation["id"])
-        for field in ("image_id", "keypoints", "bbox"):
-            if field not in annotation:
-                raise ValueError(f"{name}: missing field '{field}'")
-        if annotation["image_id"] not in image_ids:
-            raise ValueError(f"{name}: image_id {annotation['image_id']!r} is not in 'images'")
-        for field, length in (("keypoints", 3 * num_keypoints), ("bbox", 4), ("head_box", 4)):
-            values = annotation.get(field, [0] * length)
-            if not isinstance(values, (list, tuple)):
-                raise ValueError(f"{name}: {field} must be a list of numbers, got {type(values).__name__}")
-            if field == "keypoints" and len(values) != length:
-                raise ValueError(f"{name}: keypoints has {len(values)} values, expected 3 * {num_keypoints} = {length}")
-            if len(values) != length:
-                raise ValueError(f"{name}: {field} must be [x, y, w, h], got {len(values)} values")
-        if "area" in annotation:
-            _numbers([annotation["area"]], name, "area")
-    if not annotations:
-        return
 
-    # Values, all annotations at once (a COCO file has a quarter of a million people).
+def _check_annotation_fields(annotation: Any, index: int, image_ids: set[int], num_keypoints: int) -> None:
+    """One annotation's structure: integer ids, required fields, list lengths, ``iscrowd`` 0 or 1."""
+    if not isinstance(annotation, dict):
+        raise ValueError(f"annotation at index {index}: must be a dict, got {type(annotation).__name__}")
+    if "id" not in annotation:
+        raise ValueError(f"annotation at index {index} (no id): missing field 'id'")
+    if not _is_integer(annotation["id"]):
+        raise ValueError(f"annotation at index {index}: id must be an integer, got {annotation['id']!r}")
+    name = f"annotation {annotation['id']}"
+    for field in ("image_id", "keypoints", "bbox"):
+        if field not in annotation:
+            raise ValueError(f"{name}: missing field '{field}'")
+    if not _is_integer(annotation["image_id"]):
+        raise ValueError(f"{name}: image_id must be an integer, got {annotation['image_id']!r}")
+    if annotation["image_id"] not in image_ids:
+        raise ValueError(f"{name}: image_id {annotation['image_id']!r} is not in 'images'")
+    if annotation.get("iscrowd", 0) not in (0, 1):  # a string "0" would read as a crowd
+        raise ValueError(f"{name}: iscrowd must be 0 or 1, got {annotation['iscrowd']!r}")
+    for field, length in (("keypoints", 3 * num_keypoints), ("bbox", 4), ("head_box", 4)):
+        values = annotation.get(field, [0] * length)
+        if not isinstance(values, (list, tuple)):
+            raise ValueError(f"{name}: {field} must be a list of numbers, got {type(values).__name__}")
+        if field == "keypoints" and len(values) != length:
+            raise ValueError(f"{name}: keypoints has {len(values)} values, expected 3 * {num_keypoints} = {length}")
+        if len(values) != length:
+            raise ValueError(f"{name}: {field} must be [x, y, w, h], got {len(values)} values")
+    if "area" in annotation:
+        _numbers([annotation["area"]], name, "area")
+
+
+def _check_unique(annotations: list[dict]) -> None:
+    seen: set[int] = set()
+    for annotation in annotations:
+        if annotation["id"] in seen:
+            raise ValueError(f"annotation {annotation['id']}: duplicate annotation id")
+        seen.add(annotation["id"])
+
+
+def _check_annotation_values(annotations: list[dict]) -> None:
+    """Values, all annotations at once (a COCO file has a quarter of a million people)."""
     names = [f"annotation {annotation['id']}" for annotation in annotations]
     keypoints = _number_table(annotations, "keypoints", names)  # (M, 3K)
     flags = keypoints[:, 2::3]  # (M, K)
@@ -164,6 +201,11 @@ def _check_coco_keypoints(coco: Any) -> None:
         if negative.any():
             row = int(np.argmax(negative))
             raise ValueError(f"{names[row]}: {field} has negative size (w={boxes[row, 2]:g}, h={boxes[row, 3]:g})")
+
+
+def _is_integer(value: Any) -> bool:
+    """A JSON integer: ``int`` but not ``bool`` (``"7"``, ``7.0`` and ``True`` are not ids)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _number_table(annotations: list[dict], field: str, names: list[str]) -> np.ndarray:
@@ -231,7 +273,9 @@ class CocoKeypoints:
     Args:
         annotations: path to ``annotations.json`` or an already loaded dict.
         image_dir: folder the ``file_name`` entries are relative to.  Default for a path:
-            ``<its folder>/images`` if that exists, else its folder.  Needed for a dict.
+            ``<its folder>/images`` if that exists, else its folder.  Needed for a dict to
+            load images.  When known, every image file a person is in must exist (a
+            FileNotFoundError names the first missing one).
         min_keypoints: keep people with at least this many labelled (v > 0) keypoints.
         include_crowd: keep ``iscrowd=1`` annotations (COCO's groups of people).
         cache_images: keep decoded images in memory (training reads each image many times).
@@ -272,6 +316,19 @@ class CocoKeypoints:
             and int(np.count_nonzero(np.asarray(annotation["keypoints"][2::3]) > 0)) >= min_keypoints
         ]
         self._cache: dict[Any, np.ndarray] = {}
+        self._check_image_files()
+
+    def _check_image_files(self) -> None:
+        """Every image a person of this data set is in must exist (checked now, not at the first access)."""
+        if self.image_dir is None:
+            return
+        needed = dict.fromkeys(annotation["image_id"] for annotation in self._people)
+        missing = [image_id for image_id in needed if not self.image_path(image_id).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} of the {len(needed)} image files are missing from {self.image_dir}, e.g. image "
+                f"{missing[0]}: {self.image_path(missing[0])} (is image_dir right?)"
+            )
 
     def __len__(self) -> int:
         return len(self._people)

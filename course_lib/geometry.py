@@ -34,8 +34,6 @@ import cv2
 import numpy as np
 import torch
 
-from course_lib.data import image_to_tensor
-from course_lib.heatmaps import gaussian_heatmaps
 from course_lib.keypoints import COCO_FLIP_PAIRS, COCO_TORSO_DIAMETER_PAIR, flip_permutation
 from course_lib.validation import check_array, check_choice, check_positive, check_size
 
@@ -185,8 +183,8 @@ def cascade_crop_box(joint: Array, diameter: Array, delta: float, box_format: st
     return stack([corner[..., 0], corner[..., 1], side, side], -1)
 
 
-def crop_box(image: np.ndarray, box: Array, output_size: tuple[int, int], box_format: str = "xywh") -> np.ndarray:
-    """Cut a box out of an image and resize it to ``output_size`` (no padding, no rotation).
+def crop_box(image: np.ndarray, box: Array, output_hw: tuple[int, int], box_format: str = "xywh") -> np.ndarray:
+    """Cut a box out of an image and resize it to ``output_hw`` (no padding, no rotation).
 
     DeepPose's input: the person box (stage 1) or a cascade box, stretched to a fixed size
     (220 x 220 in the paper).  With the MSRA crop convention, normalised coordinates
@@ -195,21 +193,21 @@ def crop_box(image: np.ndarray, box: Array, output_size: tuple[int, int], box_fo
     Args:
         image: ``(h, w)`` or ``(h, w, C)`` NumPy image.
         box: ``(4,)`` in ``box_format``.
-        output_size: ``(H, W)``.
+        output_hw: ``(H, W)``.
         box_format: ``"xywh"`` or ``"cxcywh"``.
 
     Returns:
         ``(H, W[, C])`` crop of the image's dtype.
     """
     center, size = _box_center_size(np.asarray(check_array(box, "box", (4,))), box_format)
-    return warp_image(image, center, size, 0.0, output_size)
+    return warp_image(image, center, size, 0.0, output_hw)
 
 
 def cascade_patches(
     image: np.ndarray,
     keypoints: Array,
     delta: float,
-    output_size: tuple[int, int],
+    output_hw: tuple[int, int],
     pair: tuple[int, int] = COCO_TORSO_DIAMETER_PAIR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Everything a DeepPose cascade stage sees: one patch per predicted joint, and its box.
@@ -223,7 +221,7 @@ def cascade_patches(
         image: ``(h, w, C)`` NumPy image.
         keypoints: ``(K, 2)`` the previous stage's prediction, image pixels.
         delta: box side relative to the torso diameter.
-        output_size: ``(H, W)`` of each patch.
+        output_hw: ``(H, W)`` of each patch.
         pair: the torso pair for :func:`torso_diameter`.
 
     Returns:
@@ -234,8 +232,22 @@ def cascade_patches(
     if diameter <= 0:
         raise ValueError(f"keypoints give a torso diameter of {diameter}: the pair {pair} coincides")
     boxes = cascade_crop_box(keypoints, diameter, delta)
-    patches = np.stack([crop_box(image, b, output_size) for b in boxes])
+    patches = np.stack([crop_box(image, b, output_hw) for b in boxes])
     return patches, boxes
+
+
+def input_box(input_hw: tuple[int, int]) -> list[float]:
+    """The whole input crop as a COCO box ``[0, 0, W, H]`` in input pixels (centre ``(W / 2, H / 2)``).
+
+    DeepPose's regression target is the keypoints normalised by this box,
+    ``normalize_to_box(keypoints, input_box(input_hw))``: the centre of the crop maps to 0
+    and its borders to -1/2 and 1/2 (see :func:`normalize_to_box`).
+
+    Args:
+        input_hw: ``(H, W)`` of the crop.
+    """
+    height, width = check_size(input_hw, "input_hw")
+    return [0.0, 0.0, float(width), float(height)]
 
 
 # ----------------------------------------------------------------------------- top-down crops
@@ -265,18 +277,18 @@ def box_to_center_scale(box: Array, aspect_ratio: float, padding: float = 1.25) 
 
 def get_affine_transform(
     center: Array,
-    scale: Array,
+    scale_wh: Array,
     rotation: Array,
-    output_size: tuple[int, int],
+    output_hw: tuple[int, int],
     inverse: bool = False,
 ) -> np.ndarray:
-    """The ``(2, 3)`` matrix that maps the crop ``(center, scale, rotation)`` onto ``output_size``.
+    """The ``(2, 3)`` matrix that maps the crop ``(center, scale_wh, rotation)`` onto ``output_hw``.
 
     In closed form, with ``R(t) = [[cos t, -sin t], [sin t, cos t]]``:
 
         p_out = A (p - c) + (W / 2, H / 2),    A = diag(W / s_w, H / s_h) R(-theta)
 
-    so ``center`` goes to the middle of the output, the ``scale = (s_w, s_h)`` region onto
+    so ``center`` goes to the middle of the output, the ``scale_wh = (s_w, s_h)`` region onto
     ``(W, H)``, and the image content appears turned by ``theta`` degrees
     counter-clockwise on screen (positive ``rotation``; the y axis points down).  The
     official code builds the same matrix from three point pairs with
@@ -288,31 +300,31 @@ def get_affine_transform(
 
     Args:
         center: ``(..., 2)`` crop centre in image pixels.
-        scale: ``(..., 2)`` crop size ``(w, h)`` in image pixels (not the official ``/ 200``).
+        scale_wh: ``(..., 2)`` crop size ``(w, h)`` in image pixels (not the official ``/ 200``).
         rotation: ``(...)`` or a number, degrees.
-        output_size: ``(H, W)`` of the crop (input size, or heatmap size for heatmaps).
+        output_hw: ``(H, W)`` of the crop (input size, or heatmap size for heatmaps).
         inverse: return the output -> image matrix.
 
     Returns:
         ``(..., 2, 3)`` float64 matrices (``(2, 3)`` for one crop), ready for ``cv2.warpAffine``.
     """
-    height, width = check_size(output_size, "output_size")
+    height, width = check_size(output_hw, "output_hw")
     center = np.asarray(check_array(center, "center", (..., 2)), dtype=np.float64)
-    scale = np.asarray(check_array(scale, "scale", (..., 2)), dtype=np.float64)
+    scale_wh = np.asarray(check_array(scale_wh, "scale_wh", (..., 2)), dtype=np.float64)
     rotation = np.asarray(check_array(rotation, "rotation", None), dtype=np.float64)
-    if not (scale > 0).all():
-        raise ValueError(f"scale must be > 0 (crop width and height in pixels), got {scale.tolist()}")
+    if not (scale_wh > 0).all():
+        raise ValueError(f"scale_wh must be > 0 (crop width and height in pixels), got {scale_wh.tolist()}")
     try:
-        batch = np.broadcast_shapes(center.shape[:-1], scale.shape[:-1], rotation.shape)
+        batch = np.broadcast_shapes(center.shape[:-1], scale_wh.shape[:-1], rotation.shape)
     except ValueError:
         raise ValueError(
-            f"center {center.shape}, scale {scale.shape} and rotation {rotation.shape} must broadcast together"
+            f"center {center.shape}, scale_wh {scale_wh.shape} and rotation {rotation.shape} must broadcast together"
         ) from None
     center = np.broadcast_to(center, batch + (2,))
     theta = np.broadcast_to(np.deg2rad(rotation), batch)
     cos, sin = np.cos(theta), np.sin(theta)
-    zoom_x = np.broadcast_to(width / scale[..., 0], batch)  # output pixels per image pixel
-    zoom_y = np.broadcast_to(height / scale[..., 1], batch)
+    zoom_x = np.broadcast_to(width / scale_wh[..., 0], batch)  # output pixels per image pixel
+    zoom_y = np.broadcast_to(height / scale_wh[..., 1], batch)
     output_center = np.array([width / 2, height / 2])
     if inverse:
         rows = [np.stack([cos / zoom_x, -sin / zoom_y], -1), np.stack([sin / zoom_x, cos / zoom_y], -1)]
@@ -349,43 +361,43 @@ def transform_points(points: Array, matrix: Array) -> Array:
     return points @ linear.swapaxes(-1, -2) + translation[..., None, :]
 
 
-def image_to_crop(points: Array, center: Array, scale: Array, rotation: Array, output_size: tuple[int, int]) -> Array:
-    """Image pixels -> crop pixels for the crop ``(center, scale, rotation)`` of size ``output_size``."""
-    return transform_points(points, get_affine_transform(center, scale, rotation, output_size))
+def image_to_crop(points: Array, center: Array, scale_wh: Array, rotation: Array, output_hw: tuple[int, int]) -> Array:
+    """Image pixels -> crop pixels for the crop ``(center, scale_wh, rotation)`` of size ``output_hw``."""
+    return transform_points(points, get_affine_transform(center, scale_wh, rotation, output_hw))
 
 
-def crop_to_image(points: Array, center: Array, scale: Array, rotation: Array, output_size: tuple[int, int]) -> Array:
+def crop_to_image(points: Array, center: Array, scale_wh: Array, rotation: Array, output_hw: tuple[int, int]) -> Array:
     """Crop pixels -> image pixels: how top-down predictions go back to the original image.
 
-    Works for heatmap coordinates directly with ``output_size = heatmap size``: a heatmap
+    Works for heatmap coordinates directly with ``output_hw = heatmap size``: a heatmap
     is the same crop at a coarser grid (MSRA convention, ``x = u * stride``), so
 
         crop_to_image(u, c, s, r, heatmap_size) == crop_to_image(u * stride, c, s, r, input_size).
 
     Args:
         points: ``(..., K, 2)`` crop (or heatmap) pixels, NumPy or torch.
-        center, scale, rotation: the crop, as in :func:`get_affine_transform`; one crop
+        center, scale_wh, rotation: the crop, as in :func:`get_affine_transform`; one crop
             ``(2,)`` for all points or one per instance ``(N, 2)`` with points ``(N, K, 2)``.
-        output_size: ``(H, W)`` of the grid the points live on.
+        output_hw: ``(H, W)`` of the grid the points live on.
 
     Returns:
         image pixels, same shape and kind as ``points``.
     """
-    return transform_points(points, get_affine_transform(center, scale, rotation, output_size, inverse=True))
+    return transform_points(points, get_affine_transform(center, scale_wh, rotation, output_hw, inverse=True))
 
 
 def warp_image(
-    image: np.ndarray, center: Array, scale: Array, rotation: float, output_size: tuple[int, int]
+    image: np.ndarray, center: Array, scale_wh: Array, rotation: float, output_hw: tuple[int, int]
 ) -> np.ndarray:
-    """Cut the crop ``(center, scale, rotation)`` out of ``image`` at ``output_size`` (bilinear).
+    """Cut the crop ``(center, scale_wh, rotation)`` out of ``image`` at ``output_hw`` (bilinear).
 
     ``output(p_out) = image(M^{-1} p_out)`` with ``M`` from :func:`get_affine_transform`;
     pixels that fall outside the image are 0 (OpenCV's constant border), as officially.
 
     Args:
         image: ``(h, w)`` or ``(h, w, C)`` NumPy image (uint8 or float).
-        center: ``(2,)``; scale: ``(2,)`` in pixels; rotation: degrees.
-        output_size: ``(H, W)``.
+        center: ``(2,)``; scale_wh: ``(2,)`` in pixels; rotation: degrees.
+        output_hw: ``(H, W)``.
 
     Returns:
         ``(H, W[, C])`` array of the image's dtype.
@@ -393,8 +405,8 @@ def warp_image(
     image = check_array(image, "image", None)
     if image.ndim not in (2, 3) or 0 in image.shape:
         raise ValueError(f"image must have shape (h, w) or (h, w, C), got {image.shape}")
-    height, width = check_size(output_size, "output_size")
-    matrix = get_affine_transform(check_array(center, "center", (2,)), check_array(scale, "scale", (2,)),
+    height, width = check_size(output_hw, "output_hw")
+    matrix = get_affine_transform(check_array(center, "center", (2,)), check_array(scale_wh, "scale_wh", (2,)),
                                   float(rotation), (height, width))
     if image.dtype == np.float64 or image.dtype.kind in "iu" and image.dtype != np.uint8:
         image = image.astype(np.float32)
@@ -454,195 +466,3 @@ def flip_keypoints(
         visibility = np.asarray(visibility)
         mirrored = np.stack([image_width - 1 - keypoints[..., 0], keypoints[..., 1]], axis=-1)
     return mirrored[..., permutation, :], visibility[..., permutation]
-
-
-# ----------------------------------------------------------------------------- the data set
-class TopDownDataset(torch.utils.data.Dataset):
-    """Fixed-size person crops with heatmap targets: the input pipeline of SimpleBaseline / HRNet.
-
-    For item ``i`` of ``samples`` (a dict with ``image`` ``(h, w, 3)`` uint8 RGB,
-    ``keypoints`` ``(K, 2)``, ``visibility`` ``(K,)``, ``box`` ``(4,)`` COCO xywh, and any
-    extra keys such as ``area``, ``head_box``, ``image_id``, ``annotation_id``):
-
-    1. ``center, scale = box_to_center_scale(box, W / H, padding)``;
-    2. with ``augment``: scale ``*= clip(1 + scale_factor z, 1 - sf, 1 + sf)``; rotation
-       ``= clip(rotation_factor z', -2 rf, 2 rf)`` with probability 0.6, else 0 (``z, z'``
-       standard normal, as the official code); a left-right flip with ``flip_prob``;
-    3. the crop is warped to ``input_size`` (:func:`warp_image`) and the keypoints with it;
-       a flip mirrors the crop itself, ``x' = W - 1 - x``, and swaps left/right joints, so
-       ``center``, ``scale``, ``rotation`` always describe the crop in the original image;
-    4. targets: :func:`~course_lib.heatmaps.gaussian_heatmaps` at ``keypoints / stride``,
-       ``stride = input_size / heatmap_size`` per axis.
-
-    Randomness comes from ``np.random.default_rng([seed, epoch, index])``: an item is the
-    same whatever the DataLoader's worker count; call :meth:`set_epoch` each epoch for new
-    draws.  Half-body augmentation is not included.
-
-    Visibility after augmentation: a labelled joint that the crop cuts off (outside
-    ``-0.5 <= x <= W - 0.5``, same for y) becomes ``v = 0`` in this crop, hence weight 0;
-    otherwise flags keep COCO's meaning (hidden joints, v = 1, keep weight 1).
-
-    ``__getitem__`` returns a dict that ``torch.utils.data.default_collate`` batches:
-
-    ==================  ===================  ==================================================
-    key                 type / shape         meaning
-    ==================  ===================  ==================================================
-    image               float32 (3, H, W)    the crop, normalised by ``data.image_to_tensor``
-    heatmaps            float32 (K, h, w)    targets
-    target_weight       float32 (K,)         loss weight per joint
-    keypoints           float32 (K, 2)       crop (input) pixels, after augmentation
-    visibility          int64 (K,)           after augmentation (see above)
-    keypoints_image     float32 (K, 2)       original image pixels (ground truth)
-    visibility_image    int64 (K,)           original flags
-    center, scale       float32 (2,)         the crop in the original image (pixels)
-    rotation            float32 ()           degrees
-    flipped             bool ()              the crop was mirrored
-    box                 float32 (4,)         the person box, COCO xywh
-    extra keys          tensors / str        numbers -> 0-d tensors (int64 or float32), arrays
-                                             and lists -> tensors (float64 -> float32),
-                                             strings unchanged; keys whose value is None are
-                                             left out (e.g. a missing ``head_box``)
-    ==================  ===================  ==================================================
-
-    To map crop keypoints back to the original image (e.g. predictions)::
-
-        points = item["keypoints"]
-        if item["flipped"]:
-            points, _ = flip_keypoints(points, item["visibility"], input_width)
-        crop_to_image(points, item["center"], item["scale"], item["rotation"], input_size)
-    """
-
-    def __init__(
-        self,
-        samples: Sequence[dict],
-        input_size: tuple[int, int] = (256, 192),
-        heatmap_size: tuple[int, int] = (64, 48),
-        sigma: float = 2.0,
-        augment: bool = False,
-        scale_factor: float = 0.35,
-        rotation_factor: float = 45,
-        flip_prob: float = 0.5,
-        padding: float = 1.25,
-        unbiased: bool = False,
-        flip_pairs: Sequence[tuple[int, int]] = COCO_FLIP_PAIRS,
-        seed: int = 0,
-    ) -> None:
-        if not (hasattr(samples, "__len__") and hasattr(samples, "__getitem__")):
-            raise TypeError(f"samples must be a sequence of dicts, got {type(samples).__name__}")
-        self.samples = samples
-        self.input_size = check_size(input_size, "input_size")
-        self.heatmap_size = check_size(heatmap_size, "heatmap_size")
-        self.sigma = check_positive(sigma, "sigma")
-        self.augment = bool(augment)
-        self.scale_factor = check_positive(scale_factor, "scale_factor", allow_zero=True)
-        if self.scale_factor >= 1:
-            raise ValueError(f"scale_factor must be in [0, 1), got {scale_factor!r}")
-        self.rotation_factor = check_positive(rotation_factor, "rotation_factor", allow_zero=True)
-        self.flip_prob = check_positive(flip_prob, "flip_prob", allow_zero=True)
-        if self.flip_prob > 1:
-            raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob!r}")
-        self.padding = check_positive(padding, "padding")
-        self.unbiased = bool(unbiased)
-        self.flip_pairs = tuple(tuple(pair) for pair in flip_pairs)
-        if not float(seed) == int(seed) or int(seed) < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the augmentation draws of this epoch (items depend on seed, epoch, index)."""
-        if not float(epoch) == int(epoch) or int(epoch) < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
-        self.epoch = int(epoch)
-
-    def crop_parameters(self, index: int, box: Array) -> tuple[np.ndarray, np.ndarray, float, bool]:
-        """``center, scale, rotation, flipped`` of item ``index`` (with this epoch's augmentation)."""
-        input_height, input_width = self.input_size
-        center, scale = box_to_center_scale(box, input_width / input_height, self.padding)
-        if not self.augment:
-            return center, scale, 0.0, False
-        rng = np.random.default_rng([self.seed, self.epoch, index % len(self)])
-        sf, rf = self.scale_factor, self.rotation_factor
-        scale = scale * np.clip(rng.normal() * sf + 1, 1 - sf, 1 + sf)
-        rotation = float(np.clip(rng.normal() * rf, -2 * rf, 2 * rf))
-        rotation = rotation if rng.random() <= 0.6 else 0.0
-        flipped = bool(rng.random() < self.flip_prob)
-        return center, scale, rotation, flipped
-
-    def __getitem__(self, index: int) -> dict:
-        sample = self.samples[index]
-        image, keypoints, visibility, box = self._check_sample(sample, index)
-        input_height, input_width = self.input_size
-        heatmap_height, heatmap_width = self.heatmap_size
-        center, scale, rotation, flipped = self.crop_parameters(index, box)
-
-        crop = warp_image(image, center, scale, rotation, self.input_size)
-        crop_keypoints = image_to_crop(keypoints, center, scale, rotation, self.input_size)
-        crop_visibility = visibility.copy()
-        if flipped:
-            crop = flip_image(crop)
-            crop_keypoints, crop_visibility = flip_keypoints(
-                crop_keypoints, crop_visibility, input_width, self.flip_pairs
-            )
-        x, y = crop_keypoints[:, 0], crop_keypoints[:, 1]
-        inside = (x >= -0.5) & (x <= input_width - 0.5) & (y >= -0.5) & (y <= input_height - 0.5)
-        crop_visibility = np.where(inside, crop_visibility, 0)
-
-        stride = np.array([input_width / heatmap_width, input_height / heatmap_height])
-        heatmaps, weights = gaussian_heatmaps(
-            (crop_keypoints / stride)[None], crop_visibility[None], self.heatmap_size, self.sigma, self.unbiased
-        )
-        item = {
-            "image": image_to_tensor(crop),
-            "heatmaps": torch.from_numpy(heatmaps[0]),
-            "target_weight": torch.from_numpy(weights[0]),
-            "keypoints": torch.from_numpy(crop_keypoints.astype(np.float32)),
-            "visibility": torch.from_numpy(crop_visibility.astype(np.int64)),
-            "keypoints_image": torch.from_numpy(keypoints.astype(np.float32)),
-            "visibility_image": torch.from_numpy(visibility.astype(np.int64)),
-            "center": torch.from_numpy(center.astype(np.float32)),
-            "scale": torch.from_numpy(scale.astype(np.float32)),
-            "rotation": torch.tensor(rotation, dtype=torch.float32),
-            "flipped": torch.tensor(flipped),
-            "box": torch.from_numpy(box.astype(np.float32)),
-        }
-        for key, value in sample.items():
-            if key not in ("image", "keypoints", "visibility", "box") and value is not None:
-                item[key] = _collatable(value)
-        return item
-
-    @staticmethod
-    def _check_sample(sample: Any, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        where = f"samples[{index}]"
-        if not isinstance(sample, dict):
-            raise TypeError(f"{where} must be a dict, got {type(sample).__name__}")
-        missing = [key for key in ("image", "keypoints", "visibility", "box") if key not in sample]
-        if missing:
-            raise KeyError(f"{where} lacks the keys {missing}")
-        image = check_array(sample["image"], f"{where}['image']", (None, None, 3))
-        if image.dtype != np.uint8:
-            raise TypeError(f"{where}['image'] must be uint8 RGB, got dtype {image.dtype}")
-        keypoints = np.asarray(check_array(sample["keypoints"], f"{where}['keypoints']", (None, 2)), dtype=np.float64)
-        visibility = np.asarray(check_array(sample["visibility"], f"{where}['visibility']", keypoints.shape[:1]))
-        box = np.asarray(check_array(sample["box"], f"{where}['box']", (4,)), dtype=np.float64)
-        if not (box[2:] > 0).all():
-            raise ValueError(f"{where}['box'] must have width and height > 0, got {box.tolist()}")
-        return image, keypoints, visibility.astype(np.int64), box
-
-
-def _collatable(value: Any) -> Any:
-    """A pass-through value in a form ``default_collate`` can batch (see :class:`TopDownDataset`)."""
-    if isinstance(value, (str, bytes, torch.Tensor)):
-        return value
-    if isinstance(value, (bool, int, np.integer)):
-        return torch.tensor(int(value), dtype=torch.int64)
-    if isinstance(value, (float, np.floating)):
-        return torch.tensor(float(value), dtype=torch.float32)
-    if isinstance(value, (list, tuple, np.ndarray)):
-        array = np.asarray(value)
-        if array.dtype.kind in "biuf":
-            return torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else np.int64))
-    return value

@@ -8,9 +8,14 @@ module holds both directions, one pair per representation:
 encode                          decode
 ==============================  =============================================================
 :func:`gaussian_heatmaps`       :func:`decode_argmax`, :func:`decode_quarter_offset`,
-(MSRA or unbiased)              :func:`decode_dark`, :func:`soft_argmax`
+(MSRA or unbiased)              :func:`decode_dark`, :func:`soft_argmax` (by name:
+                                :data:`DECODERS`, :func:`decode_heatmaps`)
 :func:`grmi_targets`            :func:`decode_grmi` (argmax + offset, or Hough voting)
 ==============================  =============================================================
+
+:class:`HeatmapCodec` ties a pair together for a network: input and heatmap sizes, sigma,
+target kind and decoder, with ``encode`` (input pixels -> targets, weights) and ``decode``
+(heatmaps -> input pixels).
 
 Dimension letters: ``N`` instances, ``K`` keypoints, ``H x W`` the heatmap; ``h x w`` the
 input crop the network sees.  Any number of leading dimensions is accepted where a
@@ -51,7 +56,8 @@ decoders run in torch; :func:`soft_argmax` stays differentiable).
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Union
 
 import numpy as np
 import torch
@@ -95,16 +101,25 @@ def _like_input(value: torch.Tensor, reference: Array) -> Array:
 
 
 def _stride_pair(stride: Any) -> tuple[float, float]:
-    """``stride`` as ``(s_y, s_x)``: one number for both axes or an ``(H, W)``-ordered pair."""
+    """``stride`` as ``(s_x, s_y)``: one number for both axes, or a pair ``(s_x, s_y)`` (geometric: x first)."""
     if np.ndim(stride) == 0:
         value = check_positive(stride, "stride")
         return value, value
     if np.shape(stride) != (2,):
-        raise ValueError(f"stride must be a number or a pair (s_y, s_x), got {stride!r}")
-    return check_positive(stride[0], "stride[0]"), check_positive(stride[1], "stride[1]")
+        raise ValueError(f"stride must be a number or a pair (s_x, s_y), got {stride!r}")
+    return check_positive(stride[0], "stride[0] (s_x)"), check_positive(stride[1], "stride[1] (s_y)")
 
 
 # ----------------------------------------------------------------------------- Gaussian targets
+def _window_on_map(xp: Any, mu: Array, radius: float, size: int) -> Array:
+    """The official "any part of the Gaussian is in bounds" test along one axis (see :func:`gaussian_heatmaps`).
+
+    ``ul = int(mu - 3 sigma)``, ``br = int(mu + 3 sigma + 1)`` with Python's truncating ``int``;
+    the window is on the map unless ``ul >= size`` or ``br < 0``.
+    """
+    return (xp.trunc(mu - radius) < size) & (xp.trunc(mu + radius + 1) >= 0)
+
+
 def gaussian_heatmaps(
     keypoints: Array,
     visibility: Array,
@@ -134,10 +149,24 @@ def gaussian_heatmaps(
 
     Weights ``w_k`` are 1, except 0 for joints with ``v = 0`` (not labelled; see the module
     docstring: hidden joints, v = 1, keep weight 1 as in the official code) and for joints
-    whose 3-sigma window has no pixel on the map (``mu_x + 3 sigma < 0`` or
-    ``mu_x - 3 sigma > W - 1``, same for y).  The official test ``br < 0`` keeps weight 1
-    for one more pixel position on the left/top, where its window is already empty; we use
-    the symmetric rule.  A zero-weight joint gets an all-zero heatmap.
+    whose window misses the map by the official test.  With Python's ``int`` (truncation
+    towards zero) on the centre ``mu`` (rounded for MSRA, the float position for unbiased),
+
+        ul = int(mu - 3 sigma),   br = int(mu + 3 sigma + 1),
+        w_k = 0  if  ul_x >= W  or  ul_y >= H  or  br_x < 0  or  br_y < 0,
+
+    the test of ``generate_target`` in HRNet's ``lib/dataset/JointsDataset.py`` (MSRA) and
+    of ``adjust_target_weight`` in DARK's ``lib/dataset/JointsDataset.py`` (unbiased, same
+    test on the float centre).  It is generous by about a pixel on the left and top, and
+    what the generous joints get differs between the two targets:
+
+    * MSRA, ``x = -8`` at sigma 2: ``mu = int(-7.5) = -7``, ``br = int(0) = 0``, so weight 1,
+      but the window ``[-13, 0)`` holds no pixel of the map: an all-zero map with weight 1
+      (the network is taught "no joint here");
+    * unbiased, ``x = -6.5`` at sigma 2 on a 48-wide map: ``br = int(0.5) = 0``, weight 1 and
+      the untruncated Gaussian's tail on the map; weight 1 holds down to ``x > -8``.
+
+    A zero-weight joint gets an all-zero heatmap.
 
     Args:
         keypoints: ``(..., K, 2)`` x, y in **heatmap pixels** (input pixels / stride).
@@ -176,8 +205,7 @@ def gaussian_heatmaps(
         profile_x = profile_x * (xp.abs(dx) <= radius)
         profile_y = profile_y * (xp.abs(dy) <= radius)
 
-    on_map = (mu_x + radius >= 0) & (mu_x - radius <= width - 1)
-    on_map = on_map & (mu_y + radius >= 0) & (mu_y - radius <= height - 1)
+    on_map = _window_on_map(xp, mu_x, radius, width) & _window_on_map(xp, mu_y, radius, height)
     weights = (visibility > 0) & on_map  # (..., K)
     weights = weights.astype(np.float32) if xp is np else weights.to(profile_x.dtype)
     profile_y = profile_y * weights[..., None]  # zero-weight joints get an empty map
@@ -194,9 +222,9 @@ def gaussian_heatmaps_loop(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The same targets as :func:`gaussian_heatmaps`, one joint at a time (for reading).
 
-    This follows the official code's structure: round the centre, cut a window of
-    ``3 sigma`` around it, skip joints that are not labelled or whose window misses the
-    map, and paste the Gaussian patch where it overlaps the map.  NumPy only.
+    This follows the official code's structure: round the centre, skip joints that are not
+    labelled or whose window fails the official in-bounds test, cut a window of ``3 sigma``
+    around the centre and paste the Gaussian patch where it overlaps the map.  NumPy only.
     """
     keypoints = check_array(keypoints, "keypoints", (..., None, 2))
     visibility = check_array(visibility, "visibility", keypoints.shape[:-1])
@@ -213,25 +241,24 @@ def gaussian_heatmaps_loop(
     for j, ((x, y), v) in enumerate(zip(points, flags)):
         if v <= 0:  # not labelled: nothing to learn
             continue
-        if unbiased:
-            mu_x, mu_y = float(x), float(y)
-            if mu_x + radius < 0 or mu_x - radius > width - 1 or mu_y + radius < 0 or mu_y - radius > height - 1:
-                continue
+        mu_x, mu_y = (float(x), float(y)) if unbiased else (int(x + 0.5), int(y + 0.5))
+        # The official test: does any part of the window [mu - 3 sigma, mu + 3 sigma] reach the map?
+        upper_left = (int(mu_x - radius), int(mu_y - radius))
+        bottom_right = (int(mu_x + radius + 1), int(mu_y + radius + 1))
+        if upper_left[0] >= width or upper_left[1] >= height or bottom_right[0] < 0 or bottom_right[1] < 0:
+            continue  # weight 0, empty map
+        weights[j] = 1.0  # (the window may still hold no pixel: an empty map with weight 1, as officially)
+        if unbiased:  # the whole map, no window
             u = np.arange(width, dtype=np.float32)
             w = np.arange(height, dtype=np.float32)[:, None]
             heatmaps[j] = np.exp(-((u - mu_x) ** 2 + (w - mu_y) ** 2) / (2 * sigma**2))
-            weights[j] = 1.0
             continue
-        mu_x, mu_y = int(x + 0.5), int(y + 0.5)
-        left, right = mu_x - half, mu_x + half + 1  # window columns [left, right)
-        top, bottom = mu_y - half, mu_y + half + 1  # window rows [top, bottom)
-        if right <= 0 or left >= width or bottom <= 0 or top >= height:
-            continue  # the whole window is off the map
-        u = np.arange(max(left, 0), min(right, width), dtype=np.float32)
-        w = np.arange(max(top, 0), min(bottom, height), dtype=np.float32)[:, None]
-        patch = np.exp(-((u - mu_x) ** 2 + (w - mu_y) ** 2) / (2 * sigma**2))
-        heatmaps[j, max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)] = patch
-        weights[j] = 1.0
+        # the window's columns [left, right) and rows [top, bottom), cut to the map (possibly empty)
+        left, right = min(max(mu_x - half, 0), width), max(min(mu_x + half + 1, width), 0)
+        top, bottom = min(max(mu_y - half, 0), height), max(min(mu_y + half + 1, height), 0)
+        u = np.arange(left, right, dtype=np.float32)
+        w = np.arange(top, bottom, dtype=np.float32)[:, None]
+        heatmaps[j, top:bottom, left:right] = np.exp(-((u - mu_x) ** 2 + (w - mu_y) ** 2) / (2 * sigma**2))
     return heatmaps.reshape(leading + (height, width)), weights.reshape(leading)
 
 
@@ -281,9 +308,17 @@ def decode_quarter_offset(heatmaps: Array) -> tuple[Array, Array]:
 
     The heuristic of the official Hourglass / SimpleBaseline / HRNet code: the true peak
     lies between the maximum and its larger neighbour, so moving a quarter pixel that way
-    halves the expected quantisation error.  The official code skips the step unless
-    ``1 < u < W - 1`` and ``1 < v < H - 1`` (both axes at once); we step on each axis whose
-    two neighbours exist (``0 < u < W - 1``).
+    halves the expected quantisation error.
+
+    Where the step is taken follows HRNet's ``get_final_preds`` (``lib/core/inference.py``):
+    only when ``1 < u < W - 1`` **and** ``1 < v < H - 1``, both axes at once; a maximum in
+    the first two or the last row or column is not moved at all (a peak at ``(0, 1)`` stays
+    ``(0, 1)``).  The ``1 <`` (not ``0 <``) is the official code's: the original Lua code
+    tested ``pX > 1`` on 1-based indices, and the Python port kept the number.  MMPose's
+    ``refine_keypoints`` (``mmpose/codecs/utils/refinement.py``) tests each axis on its own
+    instead (``1 < u < W - 1`` for the x step, ``1 < v < H - 1`` for the y step), so a
+    maximum in row 1 still moves sideways there and not here; away from the border the
+    two agree.
 
     Args:
         heatmaps: ``(..., H, W)``.
@@ -294,10 +329,9 @@ def decode_quarter_offset(heatmaps: Array) -> tuple[Array, Array]:
     tensor = _check_heatmaps(heatmaps)
     height, width = tensor.shape[-2:]
     px, py, scores = _argmax_positions(tensor)
-    step_x = torch.sign(_pick(tensor, py, px + 1) - _pick(tensor, py, px - 1))
-    step_y = torch.sign(_pick(tensor, py + 1, px) - _pick(tensor, py - 1, px))
-    step_x = step_x * ((px > 0) & (px < width - 1))
-    step_y = step_y * ((py > 0) & (py < height - 1))
+    inside = (px > 1) & (px < width - 1) & (py > 1) & (py < height - 1)  # HRNet's rule, both axes at once
+    step_x = torch.sign(_pick(tensor, py, px + 1) - _pick(tensor, py, px - 1)) * inside
+    step_y = torch.sign(_pick(tensor, py + 1, px) - _pick(tensor, py - 1, px)) * inside
     keypoints = torch.stack([px + 0.25 * step_x, py + 0.25 * step_y], dim=-1).to(tensor.dtype)
     return _like_input(keypoints, heatmaps), _like_input(scores, heatmaps)
 
@@ -305,8 +339,11 @@ def decode_quarter_offset(heatmaps: Array) -> tuple[Array, Array]:
 def dark_kernel_size(sigma: float) -> int:
     """The official DARK blur kernel for a training sigma: 11 for sigma 2, 17 for sigma 3.
 
-    OpenCV derives a Gaussian's sigma from its size as ``0.3 ((k - 1) / 2 - 1) + 0.8``;
-    this inverts that relation and rounds to the nearest odd size.
+    DARK's code passes only the kernel size to ``cv2.GaussianBlur`` (sigma 0).  For sizes
+    ``k >= 11`` OpenCV then blurs with the Gaussian of sigma ``0.3 ((k - 1) / 2 - 1) + 0.8``
+    (2.0 for k = 11, 2.9 for k = 17); this inverts that relation and rounds to the nearest
+    odd size.  (For ``k <= 9`` OpenCV 5 uses fixed, binomial-like kernels instead, ``k <= 7``
+    before version 5; :func:`blur_heatmaps` always uses the Gaussian of the sigma it is given.)
     """
     sigma = check_positive(sigma, "sigma")
     return max(1, 2 * round((sigma - 0.8) / 0.3 + 1) + 1)
@@ -380,8 +417,12 @@ def decode_dark(heatmaps: Array, sigma: float = 2.0, kernel_size: int | None = N
     As in the official code the step is taken only when ``2 <= u <= W - 3`` and
     ``2 <= v <= H - 3`` (the differences need two pixels each side) and the Hessian's
     determinant is not zero; otherwise the argmax stays.  The official code passes only
-    the kernel size to OpenCV, which derives sigma = 0.3 ((k - 1) / 2 - 1) + 0.8 (2.0 for
-    k = 11, 2.9 for k = 17); here the sigma is given explicitly.
+    the kernel size to ``cv2.GaussianBlur`` (sigma 0); for ``k >= 11`` OpenCV uses the
+    Gaussian of sigma ``0.3 ((k - 1) / 2 - 1) + 0.8`` (2.0 for k = 11, 2.9 for k = 17), but
+    for ``k <= 9`` OpenCV 5 (``k <= 7`` before) uses fixed binomial-like kernels that no
+    sigma describes exactly (k = 5 is ``[1, 4, 6, 4, 1] / 16``).  Here the blur is always the
+    Gaussian of the given ``sigma``, truncated to ``kernel_size``: the same as DARK's for the
+    sizes it uses (11 and 17), slightly different for a small kernel.
 
     Args:
         heatmaps: ``(..., H, W)``.
@@ -494,6 +535,105 @@ def flip_heatmaps(
     return np.ascontiguousarray(flipped)
 
 
+# ----------------------------------------------------------------------------- the decoder table and the codec
+SOFT_ARGMAX_TEMPERATURE = 0.05  # soft-argmax on maps with values in [0, 1] (see soft_argmax)
+
+# name -> decoder(heatmaps, sigma) -> (keypoints, scores) in heatmap pixels; sigma is the
+# training sigma, which only DARK's blur uses.
+DECODERS: dict[str, Callable[[Array, float], tuple[Array, Array]]] = {
+    "argmax": lambda heatmaps, sigma: decode_argmax(heatmaps),
+    "quarter_offset": lambda heatmaps, sigma: decode_quarter_offset(heatmaps),
+    "dark": lambda heatmaps, sigma: decode_dark(heatmaps, sigma=sigma),
+    "soft_argmax": lambda heatmaps, sigma: soft_argmax(heatmaps, temperature=SOFT_ARGMAX_TEMPERATURE),
+}
+
+Decoder = Union[str, Callable[[Array], tuple[Array, Array]]]
+
+
+def decode_heatmaps(heatmaps: Array, decoder: Decoder = "dark", sigma: float = 2.0) -> tuple[Array, Array]:
+    """Decode with a decoder of :data:`DECODERS` by name, or with a function ``heatmaps -> (keypoints, scores)``.
+
+    ``"dark"`` blurs with the training ``sigma``; ``"soft_argmax"`` runs at
+    :data:`SOFT_ARGMAX_TEMPERATURE` (maps with values in [0, 1]).  Keypoints come back in
+    heatmap pixels, ``(..., K, 2)``, scores ``(..., K)``.
+    """
+    if callable(decoder):
+        return decoder(heatmaps)
+    check_choice(decoder, "decoder", tuple(DECODERS))
+    return DECODERS[decoder](heatmaps, sigma)
+
+
+@dataclass(frozen=True)
+class HeatmapCodec:
+    """Keypoints in input pixels <-> heatmaps: the targets a network learns and how its maps are read.
+
+    One object holds what encoding and decoding must agree on (the idea of MMPose's
+    ``mmpose/codecs/msra_heatmap.py``, without its registry):
+
+    * ``input_size`` ``(H, W)``: the crop the network sees, and ``heatmap_size`` ``(H, W)``:
+      its output, so the stride is ``(s_x, s_y) = (W_in / W, H_in / H)``;
+    * ``sigma``: the Gaussian's standard deviation in heatmap pixels;
+    * ``target``: ``"msra"`` (centre rounded to a pixel, 3-sigma window) or ``"unbiased"``
+      (DARK: float centre, no window); see :func:`gaussian_heatmaps`;
+    * ``decoder``: a name of :data:`DECODERS` or a function ``heatmaps -> (keypoints, scores)``
+      in heatmap pixels.
+
+    Encode and decode are symmetric, in the MSRA convention (heatmap pixel ``u`` sits over
+    input pixel ``u s_x``, see the module docstring):
+
+        encode:  mu = (x / s_x, y / s_y)  ->  gaussian_heatmaps(mu, v),   weights
+        decode:  (u, v) = decoder(H)      ->  (x, y) = (u s_x, v s_y)
+
+    Example: ``HeatmapCodec((256, 192), (64, 48), sigma=2.0)`` is SimpleBaseline's and HRNet's
+    codec on COCO (stride 4).  The plain functions stay callable on their own.
+    """
+
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+    sigma: float = 2.0
+    target: str = "msra"
+    decoder: Decoder = "dark"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", check_size(self.input_size, "input_size"))
+        object.__setattr__(self, "heatmap_size", check_size(self.heatmap_size, "heatmap_size"))
+        object.__setattr__(self, "sigma", check_positive(self.sigma, "sigma"))
+        check_choice(self.target, "target", ("msra", "unbiased"))
+        if not callable(self.decoder):
+            check_choice(self.decoder, "decoder", tuple(DECODERS))
+
+    @property
+    def stride(self) -> tuple[float, float]:
+        """``(s_x, s_y)``: input pixels per heatmap pixel along x and y."""
+        return self.input_size[1] / self.heatmap_size[1], self.input_size[0] / self.heatmap_size[0]
+
+    def encode(self, keypoints: Array, visibility: Array) -> tuple[Array, Array]:
+        """Keypoints ``(..., K, 2)`` in input pixels and flags ``(..., K)`` -> targets ``(..., K, H, W)``, weights ``(..., K)``.
+
+        ``gaussian_heatmaps(keypoints / (s_x, s_y), visibility, heatmap_size, sigma, unbiased)``.
+        """
+        keypoints, visibility = _check_keypoints(keypoints, visibility)
+        scale = self._per_axis(self.stride, keypoints)
+        return gaussian_heatmaps(keypoints / scale, visibility, self.heatmap_size, self.sigma,
+                                 unbiased=self.target == "unbiased")
+
+    def decode(self, heatmaps: Array) -> tuple[Array, Array]:
+        """Heatmaps ``(..., K, H, W)`` -> keypoints ``(..., K, 2)`` in input pixels and scores ``(..., K)``."""
+        maps = _check_heatmaps(heatmaps, min_dims=3)
+        if tuple(maps.shape[-2:]) != self.heatmap_size:
+            raise ValueError(f"heatmaps must be {self.heatmap_size} (H, W), the codec's heatmap_size, "
+                             f"got {tuple(maps.shape[-2:])}")
+        keypoints, scores = decode_heatmaps(heatmaps, self.decoder, self.sigma)
+        return keypoints * self._per_axis(self.stride, keypoints), scores
+
+    @staticmethod
+    def _per_axis(stride: tuple[float, float], like: Array) -> Array:
+        """``(s_x, s_y)`` as an array or tensor that multiplies ``(..., 2)`` points."""
+        if isinstance(like, torch.Tensor):
+            return torch.tensor(stride, dtype=like.dtype, device=like.device)
+        return np.asarray(stride, dtype=np.asarray(like).dtype)
+
+
 # ----------------------------------------------------------------------------- G-RMI
 def grmi_targets(
     keypoints: Array,
@@ -521,7 +661,7 @@ def grmi_targets(
         visibility: ``(..., K)``; joints with v = 0 get empty maps, zero offsets, weight 0.
         heatmap_size: ``(H, W)``.
         radius: R in input pixels.
-        stride: input pixels per heatmap pixel, one number or ``(s_y, s_x)``.
+        stride: input pixels per heatmap pixel, one number or ``(s_x, s_y)``.
         normalize_offsets: divide the offsets by R (values about [-1, 1] inside the disk).
 
     Returns:
@@ -532,7 +672,7 @@ def grmi_targets(
     keypoints, visibility = _check_keypoints(keypoints, visibility)
     height, width = check_size(heatmap_size, "heatmap_size")
     radius = check_positive(radius, "radius")
-    stride_y, stride_x = _stride_pair(stride)
+    stride_x, stride_y = _stride_pair(stride)
     points = torch.as_tensor(keypoints)
     labelled = torch.as_tensor(visibility, device=points.device) > 0  # (..., K)
     positions_x = torch.arange(width, dtype=points.dtype, device=points.device) * stride_x
@@ -585,7 +725,7 @@ def decode_grmi(
     Args:
         heatmaps: ``(..., K, H, W)`` probabilities, or logits with ``logits=True``.
         offsets: ``(..., 2K, H, W)`` laid out as in :func:`grmi_targets`.
-        stride: input pixels per heatmap pixel, one number or ``(s_y, s_x)``.
+        stride: input pixels per heatmap pixel, one number or ``(s_x, s_y)``.
         radius: R in input pixels (scales the score, and the offsets if normalised).
         method: ``"vote"`` or ``"argmax"``.
         logits: apply a sigmoid to ``heatmaps`` first.
@@ -606,7 +746,7 @@ def decode_grmi(
             f"{tuple(probabilities.shape)}, got {tuple(fields.shape)}"
         )
     radius = check_positive(radius, "radius")
-    stride_y, stride_x = _stride_pair(stride)
+    stride_x, stride_y = _stride_pair(stride)
     window = max(stride_x, stride_y) if window is None else check_positive(window, "window")
     fields = fields.to(probabilities.device, probabilities.dtype)
     if logits:

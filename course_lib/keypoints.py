@@ -16,7 +16,11 @@ the *right* of the image for a person facing the camera.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from course_lib.validation import check_integer, check_pair
 
 # --------------------------------------------------------------------------- COCO-17
 COCO_KEYPOINTS: tuple[str, ...] = (
@@ -139,12 +143,40 @@ KEYPOINT_SETS: dict[str, tuple[str, ...]] = {
 def flip_permutation(num_keypoints: int, flip_pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
     """Index array ``perm`` such that ``keypoints[..., perm, :]`` swaps left and right.
 
-    The permutation is an involution: applying it twice is the identity.
+    The permutation is an involution: applying it twice is the identity.  ``flip_pairs`` is
+    checked first (:func:`check_flip_pairs`): a pair that does not fit ``num_keypoints``
+    raises a ValueError that names it.
     """
-    perm = np.arange(num_keypoints)
-    for left, right in flip_pairs:
+    perm = np.arange(check_integer(num_keypoints, "num_keypoints", minimum=0))
+    for left, right in check_flip_pairs(flip_pairs, num_keypoints):
         perm[left], perm[right] = right, left
     return perm
+
+
+def check_flip_pairs(flip_pairs: Any, num_keypoints: int) -> tuple[tuple[int, int], ...]:
+    """``flip_pairs`` as a tuple of ``(left, right)`` index pairs that fit ``num_keypoints``.
+
+    Each pair holds two different keypoint indices in ``[0, K - 1]``, and a joint is in at
+    most one pair (a permutation that swaps it twice would not be a mirror).
+
+    Raises:
+        ValueError: naming the pair and ``K``, e.g. COCO's pairs given to a 16-joint MPII pose.
+    """
+    if isinstance(flip_pairs, (str, bytes)) or not hasattr(flip_pairs, "__iter__"):
+        raise ValueError(f"flip_pairs must be a sequence of (left, right) index pairs, got {flip_pairs!r}")
+    pairs, seen = [], set()
+    for number, pair in enumerate(flip_pairs):
+        try:
+            left, right = check_pair(pair, f"flip_pairs[{number}]", "(left, right)", minimum=0,
+                                     maximum=num_keypoints - 1)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{error} (keypoint indices of K = {num_keypoints} keypoints)") from None
+        if left == right or {left, right} & seen:
+            raise ValueError(f"flip_pairs[{number}] = {tuple(pair)!r} swaps a joint with itself or one already "
+                             "in another pair: each joint belongs to at most one (left, right) pair")
+        seen |= {left, right}
+        pairs.append((left, right))
+    return tuple(pairs)
 
 
 def correspondence(source: str, target: str) -> dict[int, int]:

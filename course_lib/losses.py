@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from course_lib.geometry import normalize_to_box
+from course_lib.geometry import input_box, normalize_to_box
 from course_lib.validation import check_array, check_choice
 
 
@@ -204,7 +204,7 @@ class RegressionLoss:
 
     The crop is the box ``b = [0, 0, W_in, H_in]`` in input pixels, so the target is
     ``N(y; b) = diag(1/W_in, 1/H_in)(y - b_c)`` with ``b_c = (W_in/2, H_in/2)`` (the crop
-    centre of :func:`~course_lib.geometry.get_affine_transform`).  Reads
+    centre of :func:`~course_lib.geometry.get_affine_transform`; :func:`~course_lib.geometry.input_box`).  Reads
     ``batch["image"]`` (for the input size), ``batch["keypoints"]`` (crop pixels) and
     ``batch["target_weight"]``.
     """
@@ -213,22 +213,15 @@ class RegressionLoss:
         self.kind = check_choice(kind, "kind", ("l2", "l1"))
 
     def __call__(self, outputs: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
-        box = outputs.new_tensor(crop_box(batch["image"].shape[-2:]))
+        box = outputs.new_tensor(input_box(tuple(batch["image"].shape[-2:])))
         target = normalize_to_box(batch["keypoints"].to(outputs.dtype), box)
         return {"coordinates": coordinate_loss(outputs, target, batch["target_weight"], self.kind)}
-
-
-def crop_box(input_size: tuple[int, int]) -> list[float]:
-    """The input crop as a COCO box ``[0, 0, W, H]`` in input pixels (centre ``(W/2, H/2)``)."""
-    height, width = input_size
-    return [0.0, 0.0, float(width), float(height)]
 
 
 __all__ = [
     "HeatmapLoss",
     "RegressionLoss",
     "coordinate_loss",
-    "crop_box",
     "grmi_loss",
     "heatmap_mse",
     "ohkm_mse",

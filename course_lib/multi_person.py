@@ -36,10 +36,11 @@ from torch import nn
 
 from course_lib import metrics
 from course_lib.data import image_to_tensor, load_coco_keypoints
-from course_lib.geometry import TopDownDataset, box_to_center_scale, crop_to_image
+from course_lib.geometry import box_to_center_scale, crop_to_image
 from course_lib.keypoints import COCO_SIGMAS
 from course_lib.models.keypoint_heads import GRMIPoseNet
 from course_lib.validation import check_array, check_choice, check_positive
+from course_lib.top_down import TopDownDataset, model_sizes
 
 SCORING_METHODS = ("box", "keypoints", "box x keypoints")
 
@@ -135,7 +136,7 @@ def detect_people(
     boxes less than one pixel wide or high are dropped.
     """
     from course_lib.models.detector import decode_detections
-    from course_lib.training import resolve_device
+    from course_lib.runtime import resolve_device
 
     check_array(images, "images", (None, 3, None, None), allow_torch=True)
     device = resolve_device(device)
@@ -215,7 +216,7 @@ class Poses:
 
 
 def crop_samples(scenes: Scenes, detections: Detections, num_keypoints: int = 17) -> list[dict]:
-    """One sample dict per detected box, as :class:`~course_lib.geometry.TopDownDataset` takes them.
+    """One sample dict per detected box, as :class:`~course_lib.top_down.TopDownDataset` takes them.
 
     The keypoints are unknown (zeros, visibility 0): the crops are for prediction only.
     """
@@ -248,12 +249,12 @@ def estimate_poses(
 
     Each box is widened to the model's aspect ratio and padded by 1.25
     (``geometry.box_to_center_scale``), warped to the model's input size, and the decoded
-    heatmap peaks are mapped back with ``geometry.crop_to_image`` (``training.predict`` does
+    heatmap peaks are mapped back with ``geometry.crop_to_image`` (``prediction.predict`` does
     the crops, the decoding with ``decoder`` and the mapping).  A
     :class:`~course_lib.models.keypoint_heads.GRMIPoseNet` is decoded by its own Hough
     voting instead, and its keypoint scores are the shares of a disk's votes.
     """
-    from course_lib.training import model_sizes, predict
+    from course_lib.prediction import predict
 
     input_size, heatmap_size = model_sizes(model)
     num_keypoints = int(getattr(model, "num_keypoints", 17))
@@ -283,7 +284,7 @@ def estimate_poses(
 @torch.no_grad()
 def _predict_grmi(model: GRMIPoseNet, crops: TopDownDataset, batch_size: int, device) -> tuple[np.ndarray, np.ndarray]:
     """G-RMI's heatmaps + offsets, decoded by Hough voting in crop pixels, mapped back to the image."""
-    from course_lib.training import resolve_device
+    from course_lib.runtime import resolve_device
 
     device = resolve_device(device)
     model.to(device).eval()

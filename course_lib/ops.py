@@ -42,16 +42,12 @@ tests check that the two versions agree.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from course_lib.validation import check_array, check_choice, check_positive
+from course_lib.validation import check_array, check_choice, check_integer, check_pair, check_positive
 
 __all__ = [
     "bilinear_sample",
@@ -62,8 +58,11 @@ __all__ = [
     "roi_pool",
     "roi_pool_bins",
     "roi_pool_loop",
-    "torchvision_roi_ops",
 ]
+
+# torchvision's ROIPool starts each bin's running maximum at -FLT_MAX (the float32 minimum),
+# whatever the features' type, and keeps a cell only if it is larger.
+FLT_MAX = float(torch.finfo(torch.float32).max)
 
 
 # --------------------------------------------------------------------------------------
@@ -84,14 +83,13 @@ def _check_features(features: torch.Tensor) -> torch.Tensor:
 def _output_size(output_size: int | Sequence[int]) -> tuple[int, int]:
     """``7`` -> ``(7, 7)``; ``(h, w)`` -> ``(h, w)``; both must be positive integers."""
     if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
-        size = (int(output_size), int(output_size))
-    elif isinstance(output_size, (tuple, list)) and len(output_size) == 2:
-        size = tuple(output_size)
-    else:
-        raise ValueError(f"output_size must be an int or a pair (h, w), got {output_size!r}")
-    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size):
-        raise ValueError(f"output_size must hold positive integers, got {output_size!r}")
-    return int(size[0]), int(size[1])
+        output_size = (output_size, output_size)
+    return check_pair(output_size, "output_size", "(h, w)", minimum=1)
+
+
+def _sampling_ratio(sampling_ratio: int) -> int:
+    """Samples per bin along each axis; ``<= 0`` means adaptive.  A fraction is an error, not truncated."""
+    return check_integer(sampling_ratio, "sampling_ratio")
 
 
 def boxes_to_rois(boxes: Sequence[torch.Tensor], box_format: str = "xyxy") -> torch.Tensor:
@@ -324,7 +322,7 @@ def roi_align(
     rois = _as_rois(boxes, features)
     pooled_h, pooled_w = _output_size(output_size)
     spatial_scale = _check_scale(spatial_scale)
-    sampling_ratio = int(sampling_ratio)
+    sampling_ratio = _sampling_ratio(sampling_ratio)
     num_rois, channels = rois.shape[0], features.shape[1]
     x1, y1, bin_h, bin_w, grid_h, grid_w = _roi_align_geometry(
         rois, (pooled_h, pooled_w), spatial_scale, sampling_ratio, bool(aligned)
@@ -447,6 +445,9 @@ def roi_pool(
         cols  X1 + floor(j * b_w) .. X1 + ceil((j + 1) * b_w) - 1
 
     clipped to the feature map, and outputs their maximum (0 if the clipped bin is empty).
+    As torchvision's kernel, the maximum starts at ``-FLT_MAX`` (the float32 minimum) and a
+    cell replaces it only if it is larger: NaN cells are skipped, and a bin with nothing
+    larger (all NaN or ``-inf``) outputs ``-FLT_MAX`` and passes no gradient back.
 
     Args and Returns: as :func:`roi_align` (no ``sampling_ratio``, no ``aligned``).
 
@@ -476,6 +477,7 @@ def roi_pool(
         # Feature cells as rows of a table, plus one extra row of -inf that every window
         # position outside its bin points to.
         table = features.permute(0, 2, 3, 1).reshape(-1, channels)  # (N * H * W, C)
+        table = table.nan_to_num(nan=-math.inf, posinf=math.inf, neginf=-math.inf)  # NaN never wins a bin
         table = torch.cat([table, table.new_full((1, channels), float("-inf"))])  # (N * H * W + 1, C)
         for size_h, size_w in torch.unique(torch.stack([window_h, window_w], dim=1), dim=0).tolist():
             group = ((window_h == size_h) & (window_w == size_w)).nonzero().squeeze(1)  # (G,)
@@ -488,6 +490,8 @@ def roi_pool(
     channel = torch.arange(channels, device=device).view(1, 1, 1, channels)
     pooled = features[batch_index.view(-1, 1, 1, 1), channel, best_row, best_col]  # (R, h, w, C)
     pooled = pooled.permute(0, 3, 1, 2)  # (R, C, h, w)
+    # A bin where no cell beats -FLT_MAX (all NaN or -inf) keeps torchvision's starting value, no gradient.
+    pooled = pooled.masked_fill(~(pooled > -FLT_MAX), -FLT_MAX)
     empty = (h_end <= h_start).view(num_rois, 1, pooled_h, 1) | (w_end <= w_start).view(num_rois, 1, 1, pooled_w)
     return pooled.masked_fill(empty.to(device), 0.0)
 
@@ -539,7 +543,7 @@ def roi_align_sampling_points(
     rois = _one_box(box)
     pooled_h, pooled_w = _output_size(output_size)
     x1, y1, bin_h, bin_w, grid_h, grid_w = _roi_align_geometry(
-        rois, (pooled_h, pooled_w), _check_scale(spatial_scale), int(sampling_ratio), bool(aligned)
+        rois, (pooled_h, pooled_w), _check_scale(spatial_scale), _sampling_ratio(sampling_ratio), bool(aligned)
     )
     s_h, s_w = int(grid_h[0]), int(grid_w[0])
     y = _sampling_coordinates(y1, bin_h, pooled_h, s_h)[0]  # (h, s_h)
@@ -592,6 +596,7 @@ def roi_align_loop(
     rois = _as_rois(boxes, features)
     pooled_h, pooled_w = _output_size(output_size)
     spatial_scale = _check_scale(spatial_scale)
+    sampling_ratio = _sampling_ratio(sampling_ratio)
     channels = features.shape[1]
     real = np.float64 if _compute_dtype(features) == torch.float64 else np.float32  # the arithmetic's precision
     scale, offset = real(spatial_scale), real(0.5 if aligned else 0.0)
@@ -657,84 +662,12 @@ def roi_pool_loop(
                 w_end = min(max(math.ceil(real(j + 1) * bin_w) + x1, 0), width)
                 if h_end <= h_start or w_end <= w_start:
                     bins.append(features.new_zeros(channels))  # an empty bin pools to 0
-                else:
-                    bins.append(feature_map[:, h_start:h_end, w_start:w_end].amax(dim=(1, 2)))
+                    continue
+                cells = feature_map[:, h_start:h_end, w_start:w_end].flatten(1)  # (C, cells)
+                # torchvision's loop: start at -FLT_MAX and take a cell only if it is larger; NaN never is
+                cells = torch.where(torch.isnan(cells), torch.full_like(cells, -math.inf), cells)
+                bins.append(cells.amax(dim=1).clamp(min=-FLT_MAX))
         outputs.append(torch.stack(bins, dim=1).view(channels, pooled_h, pooled_w))
     if not outputs:
         return features.new_zeros((0, channels, pooled_h, pooled_w))
     return torch.stack(outputs)
-
-
-# --------------------------------------------------------------------------------------
-# torchvision.ops as a reference, when it can be run (chapter 05 compares with it)
-# --------------------------------------------------------------------------------------
-SYSTEM_PYTHON = "/usr/bin/python3"  # where Debian/Ubuntu's python3-torchvision lives
-
-_TORCHVISION_SCRIPT = """
-import sys
-import numpy as np, torch, torchvision.ops as tv
-data = np.load(sys.argv[1])
-features, rois = torch.from_numpy(data["features"]), torch.from_numpy(data["rois"])
-size, scale = tuple(int(v) for v in data["output_size"]), float(data["spatial_scale"])
-np.savez(sys.argv[2], roi_pool=tv.roi_pool(features, rois, size, scale).numpy(),
-         roi_align=tv.roi_align(features, rois, size, scale, int(data["sampling_ratio"]), bool(data["aligned"])).numpy())
-"""
-
-
-def torchvision_roi_ops(
-    features: torch.Tensor,
-    boxes: torch.Tensor | list[torch.Tensor],
-    output_size: int | tuple[int, int],
-    spatial_scale: float = 1.0,
-    sampling_ratio: int = -1,
-    aligned: bool = False,
-    *,
-    python: str = SYSTEM_PYTHON,
-    timeout: float = 120.0,
-) -> dict | None:
-    """``torchvision.ops.roi_pool`` and ``roi_align`` on the same input, or ``None`` when torchvision cannot run.
-
-    torchvision is optional and never required.  It is first imported here, inside ``try``
-    (it works only where a torchvision built for this torch is installed); otherwise
-    ``python`` (default: the system interpreter, which has Debian/Ubuntu's
-    ``python3-torchvision``) runs the two functions in a subprocess, the arrays travelling
-    through a temporary ``.npz`` file.  Nothing is downloaded.
-
-    Args: as :func:`roi_align` (``features``, ``boxes`` in either format, ``output_size``,
-    ``spatial_scale``, ``sampling_ratio``, ``aligned``); ``python``: the interpreter to try;
-    ``timeout``: seconds for the subprocess.
-
-    Returns:
-        ``{"roi_pool": (R, C, h, w), "roi_align": (R, C, h, w), "where": str}`` (tensors of
-        the features' dtype on the CPU; ``where`` says which interpreter ran them), or ``None``.
-    """
-    features = _check_features(features)
-    rois = _as_rois(boxes, features)
-    size = _output_size(output_size)
-    spatial_scale = _check_scale(spatial_scale)
-    cpu_features = features.detach().cpu()
-    rois = rois.to(cpu_features.dtype)
-    try:
-        import torchvision.ops as tv  # noqa: PLC0415  (optional; only where it matches this torch)
-
-        return {"roi_pool": tv.roi_pool(cpu_features, rois, size, spatial_scale),
-                "roi_align": tv.roi_align(cpu_features, rois, size, spatial_scale, int(sampling_ratio), bool(aligned)),
-                "where": "torchvision in this Python"}
-    except Exception:  # not installed, or built for another torch
-        pass
-    if not Path(python).exists():
-        return None
-    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    with tempfile.TemporaryDirectory() as folder:
-        inputs, outputs = Path(folder) / "inputs.npz", Path(folder) / "outputs.npz"
-        np.savez(inputs, features=cpu_features.numpy(), rois=rois.numpy(), output_size=np.array(size),
-                 spatial_scale=np.array(spatial_scale), sampling_ratio=np.array(int(sampling_ratio)),
-                 aligned=np.array(bool(aligned)))
-        try:
-            subprocess.run([python, "-c", _TORCHVISION_SCRIPT, str(inputs), str(outputs)], check=True,
-                           capture_output=True, env=environment, timeout=timeout)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        result = np.load(outputs)
-        return {"roi_pool": torch.from_numpy(result["roi_pool"]), "roi_align": torch.from_numpy(result["roi_align"]),
-                "where": f"torchvision run by {python}"}

@@ -26,7 +26,7 @@ the model, so ``fit``'s optimiser trains them.
 Data: :class:`WholeImageDataset` yields whole images (all the same size, so they batch)
 with one person box each; during training the box is jittered, as the proposals of a
 detector would be.  :func:`evaluate` scores predictions with the metrics of
-:func:`course_lib.training.score_predictions` (PCK, mean error, COCO AP).
+:func:`course_lib.scoring.score_predictions` (PCK, mean error, COCO AP).
 
 Coordinates: boxes are COCO ``[x, y, w, h]`` in image pixels; feature cell ``u`` is centred
 on image ``x = u * s`` (the course convention), so ROI ops use ``spatial_scale = 1 / s``
@@ -293,12 +293,13 @@ def whole_image_data(split_dir: str | os.PathLike, *, augment: bool = False, lim
 @torch.no_grad()
 def predict(model: RoiKeypointNet, data: torch.utils.data.Dataset, *, batch_size: int = 64,
             device: str | torch.device = "auto"):
-    """Run ``model`` on every item of ``data`` (its ``box``) -> :class:`course_lib.training.Predictions`.
+    """Run ``model`` on every item of ``data`` (its ``box``) -> :class:`course_lib.prediction.Predictions`.
 
     The predictions' ``boxes`` are the annotated boxes (``gt_box``), which PCK and COCO AP
     normalise by.
     """
-    from course_lib.training import Predictions, resolve_device
+    from course_lib.prediction import Predictions
+    from course_lib.runtime import resolve_device
 
     device = resolve_device(device)
     model.to(device).eval()
@@ -324,8 +325,8 @@ def predict(model: RoiKeypointNet, data: torch.utils.data.Dataset, *, batch_size
 
 def evaluate(model: RoiKeypointNet, data: torch.utils.data.Dataset, *, coco_ap: bool = True, batch_size: int = 64,
              device: str | torch.device = "auto"):
-    """:func:`predict`, then :func:`course_lib.training.score_predictions` -> :class:`course_lib.training.Evaluation`."""
-    from course_lib.training import Evaluation, score_predictions
+    """:func:`predict`, then :func:`course_lib.scoring.score_predictions` -> :class:`course_lib.scoring.Evaluation`."""
+    from course_lib.scoring import Evaluation, score_predictions
 
     predictions = predict(model, data, batch_size=batch_size, device=device)
     return Evaluation(score_predictions(predictions, coco_ap=coco_ap), predictions)

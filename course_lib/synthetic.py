@@ -10,8 +10,9 @@ Layout of a data set folder::
     DIR/annotations.json       COCO keypoint format, written last
     DIR/images/000001.png      ``file_name`` is "000001.png": relative to the image folder, COCO's convention
 
-Letters: K keypoints per person (17 for COCO), [W, H] the image size in pixels.  Keypoints are
-image pixels ``x, y`` with pixel centres at integer coordinates (see ``course_lib/__init__.py``).
+Letters: K keypoints per person (17 for COCO); ``size`` is ``(H, W)`` in pixels, like the image
+array's shape.  Keypoints are image pixels ``x, y`` with pixel centres at integer coordinates
+(see ``course_lib/__init__.py``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import bisect
 import colorsys
 import json
 import math
-import numbers
 import os
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import NormalDist
@@ -32,6 +33,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from course_lib.keypoints import COCO_KEYPOINTS, COCO_PCP_LIMBS, coco_category
+from course_lib.validation import check_integer, check_pair
 
 
 # The person is a 3D kinematic tree posed by joint angles, seen by an orthographic camera, then
@@ -148,8 +150,9 @@ TORSO_JOINT_CENTRES = {"left_shoulder": "neck", "right_shoulder": "neck", "left_
 _PART_INDEX = {name: i for i, name in enumerate(PARTS)}
 _IDS_PER_PERSON = 32  # id of part q of person p: 1 + 32 p + q; 0 is background
 _OCCLUDER_ID = np.iinfo(np.uint16).max
-MAX_PERSONS = 50
+MAX_PERSONS = 10  # beyond ten people, crowded scenes hide whole people behind the others
 MIN_IMAGE_SIZE = 32
+MAX_IMAGE_SIZE = 4096
 
 
 def _pick(rng: np.random.Generator, options: Sequence, weights: Sequence[float] | None = None) -> Any:
@@ -665,11 +668,14 @@ def synthetic_scene(
         people: one dict per person, back to front, with ``keypoints`` ``(17, 2)`` (0, 0 where
         v = 0), ``visibility`` ``(17,)``, ``mask`` ``bool (H, W)`` (the visible silhouette),
         ``bbox`` (COCO ``[x, y, w, h]`` of the mask: pixel ``j`` covers x in [j - 0.5, j + 0.5]),
-        ``area`` (mask pixels), ``head_box`` (a square of side = head height, centred on the
-        head, not clipped to the image: PCKh's size reference) and ``pose`` (the pose kind).
+        ``area`` (mask pixels, always > 0), ``head_box`` (a square of side = head height,
+        centred on the head, not clipped to the image: PCKh's size reference) and ``pose``
+        (the pose kind).  The scene is re-drawn (up to 30 times) while someone is almost
+        entirely hidden; a person still without a visible pixel after that is left out, since
+        no box can be drawn around it.
     """
     size, persons = _check_synthetic_arguments(1, size, persons, seed, side_tints)
-    _check_integer(index, "index", 0)
+    check_integer(index, "index", minimum=0)
     rng = np.random.default_rng([seed, index])
     single = persons == (1, 1)
     for _attempt in range(30):  # re-draw the scene while someone is (almost) entirely hidden
@@ -692,30 +698,39 @@ def synthetic_scene(
             centre = joint + rng.normal(0, 0.05, 2) * person.scale
             _draw_occluder(canvas, rng, centre, person.scale * rng.uniform(0.15, 0.4))
 
-        people = []
-        for p, person in enumerate(placed):
-            base = 1 + _IDS_PER_PERSON * p
-            mask = (canvas.ids >= base) & (canvas.ids < base + _IDS_PER_PERSON)
-            keypoints, visibility = _keypoint_visibility(canvas, person, base)
-            head_x, head_y = (round(float(c), 2) for c in person.xy["head"])
-            side = round(float(person.body.head_height * person.scale), 2)
-            people.append({
-                "keypoints": keypoints,
-                "visibility": visibility,
-                "mask": mask,
-                "bbox": _mask_box(mask),
-                "area": int(np.count_nonzero(mask)),
-                "head_box": [round(head_x - side / 2, 2), round(head_y - side / 2, 2), side, side],
-                "pose": person.pose.kind,
-            })
-        labelled = [int(np.count_nonzero(person["visibility"])) for person in people]
-        seen = [int(np.count_nonzero(person["visibility"] == 2)) for person in people]
-        shown = [person["area"] / max(area, 1) for person, area in zip(people, drawn_area)]
-        if single and labelled[0] >= 8 and shown[0] >= 0.5:
+        people = [_annotate(canvas, person, 1 + _IDS_PER_PERSON * p) for p, person in enumerate(placed)]
+        if _well_shown(people, drawn_area, single):
             break
-        if not single and min(labelled) >= 4 and min(seen) >= 3 and min(shown) >= 0.3:
-            break
-    return _finish(canvas.image, rng), people
+    # After 30 draws of a very crowded scene someone may still be hidden entirely: a person with no
+    # visible pixel has no box, so it is left out (the image then holds fewer than persons[0]).
+    return _finish(canvas.image, rng), [person for person in people if person["area"] > 0]
+
+
+def _annotate(canvas: _Canvas, person: _Person, base: int) -> dict:
+    """The annotation of one drawn person: keypoints, visibility, silhouette, box, area, head box, pose."""
+    mask = (canvas.ids >= base) & (canvas.ids < base + _IDS_PER_PERSON)
+    keypoints, visibility = _keypoint_visibility(canvas, person, base)
+    head_x, head_y = (round(float(c), 2) for c in person.xy["head"])
+    side = round(float(person.body.head_height * person.scale), 2)
+    return {
+        "keypoints": keypoints,
+        "visibility": visibility,
+        "mask": mask,
+        "bbox": _mask_box(mask),
+        "area": int(np.count_nonzero(mask)),
+        "head_box": [round(head_x - side / 2, 2), round(head_y - side / 2, 2), side, side],
+        "pose": person.pose.kind,
+    }
+
+
+def _well_shown(people: list[dict], drawn_area: list[int], single: bool) -> bool:
+    """Keep a draw when everyone is labelled enough and not (almost) entirely hidden by the others."""
+    labelled = [int(np.count_nonzero(person["visibility"])) for person in people]
+    seen = [int(np.count_nonzero(person["visibility"] == 2)) for person in people]
+    shown = [person["area"] / max(area, 1) for person, area in zip(people, drawn_area)]
+    if single:
+        return labelled[0] >= 8 and shown[0] >= 0.5
+    return min(labelled) >= 4 and min(seen) >= 3 and min(shown) >= 0.3
 
 
 def _layout(rng: np.random.Generator, size: tuple[int, int], single: bool) -> tuple[float, np.ndarray, float]:
@@ -759,32 +774,16 @@ def _finish(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
-def _check_integer(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_pair(value: Any, name: str, minimum: int) -> tuple[int, int]:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise ValueError(f"{name} must be a pair of integers, got {value!r}")
-    return (_check_integer(value[0], f"{name}[0]", minimum), _check_integer(value[1], f"{name}[1]", minimum))
-
-
 def _check_synthetic_arguments(images: Any, size: Any, persons: Any, seed: Any, side_tints: Any) -> tuple[tuple, tuple]:
     """Check make_synthetic's arguments (errors name the argument); return ``size`` and ``persons`` as int pairs."""
-    _check_integer(images, "images", 1)
+    check_integer(images, "images", minimum=1)
     if not isinstance(side_tints, (bool, np.bool_)):
         raise TypeError(f"side_tints must be True or False, got {side_tints!r}")
-    size = _check_pair(size, "size", MIN_IMAGE_SIZE)
-    persons = _check_pair(persons, "persons", 1)
+    size = check_pair(size, "size", "(H, W)", minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE)
+    persons = check_pair(persons, "persons", "(min, max)", minimum=1, maximum=MAX_PERSONS)
     if persons[0] > persons[1]:
         raise ValueError(f"persons must be (min, max) with min <= max, got {persons}")
-    if persons[1] > MAX_PERSONS:
-        raise ValueError(f"persons[1] must be <= {MAX_PERSONS}, got {persons[1]}")
-    _check_integer(seed, "seed", 0)
+    check_integer(seed, "seed", minimum=0)
     return size, persons
 
 
@@ -799,18 +798,22 @@ def make_synthetic(
     """Write a synthetic COCO keypoint data set; return the path of its ``annotations.json``.
 
     Writes ``out_dir/images/000001.png`` ... (image ``i`` is :func:`synthetic_scene` ``(seed, i - 1)``)
-    and then, last, ``out_dir/annotations.json`` in COCO keypoint format (``pycocotools.coco.COCO``
-    loads it): ``file_name`` relative to ``out_dir/images``; per person ``keypoints``
-    ``[x, y, v] * 17`` rounded to 0.01 px, ``num_keypoints`` (count of v > 0), ``bbox`` and
-    ``area`` of the visible silhouette, compressed-RLE ``segmentation``, ``iscrowd`` 0,
-    ``head_box`` for PCKh, and ``pose`` (the kind).  The category adds ``pcp_limbs`` (1-based
-    like ``skeleton``).  The same arguments give byte-identical files.
+    and ``out_dir/annotations.json`` in COCO keypoint format (``pycocotools.coco.COCO`` loads
+    it): ``file_name`` relative to ``out_dir/images``; per person ``keypoints`` ``[x, y, v] * 17``
+    rounded to 0.01 px, ``num_keypoints`` (count of v > 0), ``bbox`` and ``area`` of the visible
+    silhouette (never empty), compressed-RLE ``segmentation``, ``iscrowd`` 0, ``head_box`` for
+    PCKh, and ``pose`` (the kind).  The category adds ``pcp_limbs`` (1-based like ``skeleton``).
+    The same arguments give byte-identical files.
+
+    Everything is written into a temporary folder beside ``out_dir`` and moved into place at
+    the end: an error or an interrupted run leaves no half-written folder, and a set written
+    over an earlier one replaces its ``images/`` entirely (no stale images of a larger set).
 
     Args:
         out_dir: folder to write (created if needed; must not be a file).
         images: number of images (>= 1).
-        size: ``(H, W)`` in pixels, each >= 32.
-        persons: ``(min, max)`` people per image, 1 <= min <= max <= 50.
+        size: ``(H, W)`` in pixels, each from 32 to 4096.
+        persons: ``(min, max)`` people per image, 1 <= min <= max <= 10.
         seed: integer >= 0.
         side_tints: tint left limbs orange and right limbs blue (see :data:`LEFT_TINT`).
     """
@@ -818,52 +821,74 @@ def make_synthetic(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"out_dir must be a folder, but {out_dir} is an existing file")
-    image_dir = out_dir / "images"
-    image_dir.mkdir(parents=True, exist_ok=True)
-    annotations_path = out_dir / "annotations.json"
-    annotations_path.unlink(missing_ok=True)  # until it is rewritten, the folder reads as incomplete
+    staging = out_dir.parent / f".{out_dir.name}.{os.getpid()}.partial"  # same disk: moving it is a rename
+    shutil.rmtree(staging, ignore_errors=True)  # left by a killed run of the same process id
+    try:
+        (staging / "images").mkdir(parents=True)
+        coco = _coco_header(split_spec(images, size, persons, seed, side_tints))
+        for index in range(images):
+            image, people = synthetic_scene(seed, index, size, persons, side_tints)
+            _add_image(staging / "images", coco, index + 1, image, people)
+        (staging / "annotations.json").write_text(json.dumps(coco, sort_keys=True, separators=(",", ":")),
+                                                  encoding="utf-8")
+        _move_into_place(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir / "annotations.json"
 
+
+def _coco_header(spec: dict) -> dict[str, Any]:
+    """A COCO keypoint dict with no image yet: info (with the split's arguments), licenses, the category."""
     category = coco_category()
     category["pcp_limbs"] = {name: [a + 1, b + 1] for name, (a, b) in COCO_PCP_LIMBS.items()}
-    coco: dict[str, Any] = {
+    return {
         "info": {
             "description": "Synthetic people for the course '2D human pose estimation, from DeepPose to HRNet'; "
             "file_name is relative to the folder 'images' next to this file; keypoints and bbox put pixel "
             "centres at integer coordinates",
             "version": "1.0",
-            "synthetic": split_spec(images, size, persons, seed, side_tints),
+            "synthetic": spec,
         },
         "licenses": [],
         "images": [],
         "annotations": [],
         "categories": [category],
     }
-    for index in range(images):
-        image_id = index + 1
-        file_name = f"{image_id:06d}.png"
-        image, people = synthetic_scene(seed, index, size, persons, side_tints)
-        cv2.imwrite(str(image_dir / file_name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        coco["images"].append({"id": image_id, "file_name": file_name, "height": size[0], "width": size[1]})
-        for person in people:
-            rle = mask_utils.encode(np.asfortranarray(person["mask"].astype(np.uint8)))
-            values = np.concatenate([person["keypoints"], person["visibility"][:, None]], axis=1)  # (K, 3)
-            coco["annotations"].append({
-                "id": len(coco["annotations"]) + 1,
-                "image_id": image_id,
-                "category_id": 1,
-                "keypoints": [round(float(v), 2) if i % 3 < 2 else int(v) for i, v in enumerate(values.ravel())],
-                "num_keypoints": int(np.count_nonzero(person["visibility"])),
-                "bbox": person["bbox"],
-                "area": float(person["area"]),
-                "iscrowd": 0,
-                "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
-                "head_box": person["head_box"],
-                "pose": person["pose"],
-            })
-    temporary = out_dir / "annotations.json.part"
-    temporary.write_text(json.dumps(coco, sort_keys=True, separators=(",", ":")), encoding="utf-8")
-    os.replace(temporary, annotations_path)
-    return annotations_path
+
+
+def _add_image(image_dir: Path, coco: dict, image_id: int, image: np.ndarray, people: list[dict]) -> None:
+    """Write image ``image_id`` as ``image_dir/<id>.png`` and add it and its people to ``coco``."""
+    file_name = f"{image_id:06d}.png"
+    cv2.imwrite(str(image_dir / file_name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    height, width = image.shape[:2]
+    coco["images"].append({"id": image_id, "file_name": file_name, "height": height, "width": width})
+    for person in people:
+        rle = mask_utils.encode(np.asfortranarray(person["mask"].astype(np.uint8)))
+        values = np.concatenate([person["keypoints"], person["visibility"][:, None]], axis=1)  # (K, 3)
+        coco["annotations"].append({
+            "id": len(coco["annotations"]) + 1,
+            "image_id": image_id,
+            "category_id": 1,
+            "keypoints": [round(float(v), 2) if i % 3 < 2 else int(v) for i, v in enumerate(values.ravel())],
+            "num_keypoints": int(np.count_nonzero(person["visibility"])),
+            "bbox": person["bbox"],
+            "area": float(person["area"]),
+            "iscrowd": 0,
+            "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
+            "head_box": person["head_box"],
+            "pose": person["pose"],
+        })
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    """Replace ``out_dir``'s data set by the one written in ``staging`` (other files in ``out_dir`` stay)."""
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    (out_dir / "annotations.json").unlink(missing_ok=True)  # until the end, the folder reads as incomplete
+    shutil.rmtree(out_dir / "images", ignore_errors=True)  # the old images go, whatever their number
+    os.replace(staging / "images", out_dir / "images")
+    os.replace(staging / "annotations.json", out_dir / "annotations.json")
 
 
 def split_spec(images: int, size: tuple, persons: tuple, seed: int, side_tints: bool) -> dict:

@@ -1,26 +1,35 @@
-"""Training and evaluation: one loop for every network of the course.
+"""Training (chapters 01-09): one step of gradient descent, and the loop that repeats it.
 
-* :func:`fit` trains any model with any batch loss (see :mod:`course_lib.losses`) on any
-  map-style data set of dict items, on CUDA (mixed precision, channels-last, pinned memory,
-  loader workers), Apple MPS or the CPU, with a step budget and a time budget, a learning-rate
-  schedule, checkpoints and exact resumption, and a progress bar.  It returns a
-  :class:`History` that can plot itself.
-* :func:`predict` / :func:`evaluate` run a model over a top-down data set, map the
-  predictions back to image pixels (optionally with the flip test) and score them with
-  :mod:`course_lib.metrics`: PCK, PCKh, PDJ and COCO's OKS-based AP.
-* :func:`top_down_data` builds the train/validation crops for a model from a folder of the
-  synthetic (or any COCO-format) data.
+Read it top to bottom, as a run goes:
+
+* :func:`train_step` is one step, the five lines every chapter's network is trained with:
+  forward, loss, a check that the loss is a number, backward, update.
+* :func:`fit` repeats it over the batches of a data set for a number of steps (or seconds),
+  with a learning-rate schedule, validation now and then, checkpoints and a progress bar;
+  it returns a :class:`History` that can plot itself.  On CUDA it adds mixed precision,
+  channels-last images, pinned memory and loader workers; the step stays the same.
+* :func:`save_checkpoint` / :func:`load_checkpoint` write and read everything a run needs to
+  continue: weights, optimizer, random state and the position in the data.
 
 Reproducibility: on the CPU the same ``seed`` gives the same weights and metrics.  Every
-random choice is seeded: the weights (``torch.manual_seed``), the order of the items (a
-permutation drawn from ``(seed, epoch)``), and the augmentation (drawn by the data set from
-``(seed, epoch, index)``, whatever the number of loader workers).  A checkpoint stores the
-step, the position in the epoch and the random state, so ``resume=True`` after a killed run
-ends with exactly the weights of an uninterrupted run.
+random choice is seeded: the weights (``torch.manual_seed``), the order of the items and the
+loaders (:mod:`course_lib.schedules`, from ``(seed, epoch)``, never from the global random
+state), and the augmentation (drawn by the data set from ``(seed, epoch, index)``, whatever the
+number of loader workers).  A checkpoint stores the step, the position in the epoch and the
+global random state (which only the model draws from, e.g. for dropout), so ``resume=True``
+after a killed run ends with exactly the weights of an uninterrupted run.
+
+The neighbours, re-exported here because the notebooks call them as ``training.*``:
+:mod:`course_lib.runtime` (``budget``, ``fast_profile``, ``resolve_device``...),
+:mod:`course_lib.schedules` (``learning_rate``, ``EpochBatches``),
+:mod:`course_lib.top_down` (``top_down_data``, ``model_sizes``),
+:mod:`course_lib.prediction` (``predict``, ``Predictions``) and
+:mod:`course_lib.scoring` (``evaluate``, ``score_predictions``, ``Evaluation``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -32,64 +41,106 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_lib import metrics
-from course_lib.geometry import TopDownDataset, crop_to_image, denormalize_from_box, flip_keypoints
-from course_lib.heatmaps import decode_argmax, decode_dark, decode_quarter_offset, flip_heatmaps, soft_argmax
-from course_lib.keypoints import COCO_FLIP_PAIRS
-from course_lib.losses import crop_box
-from course_lib.validation import check_choice, check_positive
+from course_lib.heatmaps import DECODERS, Decoder, decode_heatmaps  # noqa: F401  (re-exported)
+from course_lib.prediction import Predictions, predict  # noqa: F401  (re-exported)
+from course_lib.runtime import (  # noqa: F401  (re-exported)
+    autocast_dtype,
+    budget,
+    default_workers,
+    fast_profile,
+    move_batch,
+    resolve_device,
+)
+from course_lib.schedules import EpochBatches, epoch_loader, learning_rate  # noqa: F401  (re-exported)
+from course_lib.scoring import Evaluation, coco_dicts, evaluate, score_predictions  # noqa: F401  (re-exported)
+from course_lib.top_down import model_sizes, top_down_data  # noqa: F401  (re-exported)
+from course_lib.validation import check_choice, check_integer, check_positive
 
 LossFunction = Callable[[Any, dict], "torch.Tensor | Mapping[str, torch.Tensor]"]
 
 
-# ============================================================================ the profile
-def fast_profile() -> bool:
-    """True when ``COURSE_FAST=1``: notebooks run fewer steps (CI), through the same code."""
-    return os.environ.get("COURSE_FAST", "0").strip().lower() not in ("", "0", "false", "no")
+# ============================================================================ one step
+def train_step(
+    model: nn.Module,
+    batch: dict,
+    loss_fn: LossFunction,
+    optimizer: torch.optim.Optimizer,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+    grad_clip: float | None = None,
+    step: int = 1,
+) -> dict[str, float]:
+    """One step of gradient descent on one batch; returns the value of each loss term.
+
+        outputs = model(batch["image"])
+        L       = sum of the terms of loss_fn(outputs, batch)      (one tensor, or a dict of them)
+        stop if a term is NaN or infinite
+        optimizer.zero_grad();  L.backward();  optimizer.step()
+
+    Args:
+        model: in training mode, on the batch's device.
+        batch: a collated dict with at least ``"image"`` ``(N, 3, H, W)``.
+        loss_fn: ``loss_fn(outputs, batch)``, e.g. ``losses.HeatmapLoss()``.
+        optimizer: e.g. ``torch.optim.AdamW(model.parameters())``.
+        scaler: a ``GradScaler`` for float16 mixed precision (it scales the loss before
+            ``backward`` so small gradients survive); None for plain precision.
+        amp_dtype: run the forward pass under ``torch.autocast`` in this type (CUDA only).
+        grad_clip: clip the gradient norm to this value.
+        step: the step's number, for the error message.
+
+    Raises:
+        FloatingPointError: a loss term is NaN or infinite (the message names the step and the term).
+    """
+    with torch.autocast(_device_type(model), dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        outputs = model(batch["image"])
+    terms = _loss_terms(loss_fn, _to_float(outputs), batch)
+    values = {name: float(value.detach()) for name, value in terms.items()}
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss term {name!r} is {value} at step {step}: training stopped "
+                                     "(try a lower learning rate, or check the targets for NaN)")
+    total = sum(terms.values())
+    optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(total) if scaler is not None else total).backward()
+    if grad_clip is not None:
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return values
 
 
-def budget(full: Any, fast: Any) -> Any:
-    """``fast`` under ``COURSE_FAST=1``, else ``full``: e.g. ``steps = budget(1500, 60)``."""
-    return fast if fast_profile() else full
+def _device_type(model: nn.Module) -> str:
+    parameter = next(model.parameters(), None)
+    return parameter.device.type if parameter is not None else "cpu"
 
 
-# ============================================================================ devices
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; anything else is passed to ``torch.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'mps' or a torch.device, got {device!r}") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
-    return resolved
+def _to_float(outputs: Any) -> Any:
+    """Bring mixed-precision outputs back to float32 before the loss."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float()
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(_to_float(o) for o in outputs)
+    if isinstance(outputs, dict):
+        return {k: _to_float(v) for k, v in outputs.items()}
+    return outputs
 
 
-def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    """Mixed-precision type: bfloat16 on CUDA where supported (no loss scaling needed), else float16; None off CUDA."""
-    if not amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def move_batch(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
-    """Move every tensor of a collated batch to ``device`` (the image in channels-last layout if asked)."""
-    moved = {}
-    for key, value in batch.items():
-        if isinstance(value, torch.Tensor):
-            value = value.to(device, non_blocking=True)
-            if channels_last and key == "image" and value.dim() == 4:
-                value = value.contiguous(memory_format=torch.channels_last)
-        moved[key] = value
-    return moved
+def _loss_terms(loss: LossFunction, outputs: Any, batch: dict) -> dict[str, torch.Tensor]:
+    value = loss(outputs, batch)
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0:
+            raise ValueError(f"the loss must return a scalar tensor or a dict of them, got shape {tuple(value.shape)}")
+        return {"loss": value}
+    if isinstance(value, Mapping) and value and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in value.values()):
+        return dict(value)
+    raise TypeError("the loss must return a scalar tensor or a non-empty dict of scalar tensors, "
+                    f"got {type(value).__name__}")
 
 
 # ============================================================================ history
@@ -122,6 +173,20 @@ class History:
         """The last validation metrics (empty if none ran)."""
         return dict(self.val[-1]) if self.val else {}
 
+    def record_step(self, step: int, terms: dict[str, float], lr: float, images: int) -> None:
+        """Add one training step: its loss terms (and their sum), the learning rate, the images it saw."""
+        self.steps.append(step)
+        self.loss.append(sum(terms.values()))
+        self.lr.append(lr)
+        for name, value in terms.items():
+            self.terms.setdefault(name, []).append(value)
+        self.images += images
+
+    def record_validation(self, step: int, scores: dict[str, float]) -> None:
+        """Add the validation metrics measured after ``step``."""
+        self.val_steps.append(step)
+        self.val.append(scores)
+
     def to_dict(self) -> dict:
         return asdict(self) | {"images_per_second": self.images_per_second}
 
@@ -152,67 +217,90 @@ class History:
         return fig
 
 
-# ============================================================================ data order
-class EpochBatches(torch.utils.data.Sampler):
-    """Batches of indices for one epoch: a permutation drawn from ``(seed, epoch)``, cut into full batches.
+# ============================================================================ checkpoints
+@dataclass
+class Position:
+    """Where a run stands: ``step`` steps done, in ``epoch``, of which ``batch_in_epoch`` batches are used."""
 
-    Starting at ``start`` (a batch number) skips the batches an interrupted run already used.
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    position: Position,
+    history: History,
+) -> None:
+    """Write everything a run needs to continue exactly: weights, optimizer, scaler, random state, position, history.
+
+    Written atomically (a temporary file, then a rename), so that a run killed while saving
+    leaves the previous checkpoint whole.  Only tensors, numbers, strings, lists and dicts
+    are stored, so :func:`load_checkpoint` reads it with ``torch.load(..., weights_only=True)``.
     """
-
-    def __init__(self, size: int, batch_size: int, seed: int, epoch: int, start: int = 0) -> None:
-        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
-        self.order = torch.randperm(size, generator=generator).tolist()
-        self.batch_size, self.start = batch_size, start
-
-    def __len__(self) -> int:
-        return len(self.order) // self.batch_size - self.start
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for b in range(self.start, len(self.order) // self.batch_size):
-            yield self.order[b * self.batch_size:(b + 1) * self.batch_size]
-
-
-def _loader(data, batch_sampler, device: torch.device, num_workers: int) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(
-        data,
-        batch_sampler=batch_sampler,
-        num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "cpu_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "position": asdict(position),
+        "history": asdict(history),
+    }
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
 
 
-def default_workers(device: torch.device) -> int:
-    """Loader worker processes: none on the CPU (they would take cores from the model), several on a GPU."""
-    if device.type == "cpu":
-        return 0
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+) -> tuple[Position, History]:
+    """Restore what :func:`save_checkpoint` wrote into ``model``, ``optimizer``, ``scaler`` and the random state.
 
-
-# ============================================================================ the schedule
-def learning_rate(base: float, progress: float, schedule: str, warmup: float = 0.0) -> float:
-    """Learning rate at ``progress`` in [0, 1] of the run.
-
-    * ``"cosine"``: ``lr = base (1 + cos(pi p)) / 2`` (Loshchilov & Hutter 2017);
-    * ``"step"``: ``base``, then x0.1 at 2/3 and x0.01 at 8/9 of the run (the official
-      SimpleBaseline/HRNet schedule: epochs 170 and 200 of 210);
-    * ``"constant"``.
-
-    A linear warm-up over the first ``warmup`` fraction multiplies any of them.
+    Returns the run's :class:`Position` and :class:`History`.  The file is read with
+    ``weights_only=True``: nothing in it is unpickled as code.
     """
-    p = min(max(progress, 0.0), 1.0)
-    if schedule == "cosine":
-        lr = base * 0.5 * (1.0 + math.cos(math.pi * p))
-    elif schedule == "step":
-        lr = base * (0.01 if p >= 8 / 9 else 0.1 if p >= 2 / 3 else 1.0)
-    else:
-        lr = base
-    if warmup > 0 and p < warmup:
-        lr *= (p / warmup) * 0.9 + 0.1
-    return lr
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["cpu_rng"].cpu())
+    if device.type == "cuda" and state["cuda_rng"]:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+    return Position(**state["position"]), History(**state["history"])
 
 
-# ============================================================================ fit
+# ============================================================================ the run
+def run_batches(
+    data: torch.utils.data.Dataset, batch_size: int, seed: int, start: Position, *, num_workers: int = 0,
+    pin_memory: bool = False,
+) -> Iterator[tuple[Position, dict]]:
+    """Every batch of a run, epoch after epoch, from ``start`` on: yields the position *after* each batch and the batch.
+
+    Each epoch calls ``data.set_epoch(epoch)`` (new augmentation draws) when the data set has
+    it, and reads the data through :func:`~course_lib.schedules.epoch_loader`.  The generator
+    never ends; the caller stops when its budget is spent.
+    """
+    epoch, used, step = start.epoch, start.batch_in_epoch, start.step
+    while True:
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(epoch)
+        for batch in epoch_loader(data, batch_size, seed, epoch, start=used, num_workers=num_workers,
+                                  pin_memory=pin_memory):
+            used, step = used + 1, step + 1
+            yield Position(step, epoch, used), batch
+        epoch, used = epoch + 1, 0
+
+
 def fit(
     model: nn.Module,
     train_data: torch.utils.data.Dataset,
@@ -220,38 +308,25 @@ def fit(
     loss: LossFunction | None = None,
     steps: int = 1000,
     *,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
-    schedule: str = "cosine",
-    warmup: float = 0.03,
-    max_seconds: float | None = None,
-    device: str | torch.device = "auto",
-    amp: bool = True,
-    channels_last: bool = True,
-    num_workers: int | None = None,
+    batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 1e-4, grad_clip: float | None = None,
+    schedule: str = "cosine", warmup: float = 0.03, max_seconds: float | None = None,
+    device: str | torch.device = "auto", amp: bool = True, channels_last: bool = True, num_workers: int | None = None,
     seed: int = 0,
-    eval_every: int | None = None,
-    eval_items: int = 256,
-    eval_metric: str = "pck@0.2",
-    decoder: str | Callable = "dark",
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
-    resume: bool = False,
+    eval_every: int | None = None, eval_items: int = 256, eval_metric: str = "pck@0.2", decoder: Decoder = "dark",
+    checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None, resume: bool = False,
     progress: bool = True,
-    grad_clip: float | None = None,
 ) -> History:
     """Train ``model`` for ``steps`` steps (or until ``max_seconds`` pass) and return its :class:`History`.
 
-    Each step: a batch of ``batch_size`` items, ``loss(model(batch["image"]), batch)`` (a
-    tensor, or a dict of named terms that are summed), AdamW with ``lr`` and ``weight_decay``,
-    the learning rate following ``schedule`` (see :func:`learning_rate`; with ``max_seconds``
-    the schedule follows whichever budget runs out first).
+    Each step is :func:`train_step` on the next batch of ``batch_size`` items
+    (:func:`run_batches`), with AdamW (``lr``, ``weight_decay``) and the learning rate of
+    ``schedule`` at this point of the run (:func:`~course_lib.schedules.learning_rate`; with
+    ``max_seconds`` it follows whichever budget runs out first).
 
     Args:
         model: any ``nn.Module`` taking ``(N, 3, H, W)`` images.
         train_data, val_data: map-style data sets of dict items with at least ``"image"``
-            (e.g. :class:`~course_lib.geometry.TopDownDataset`); ``set_epoch(epoch)`` is
+            (e.g. :class:`~course_lib.top_down.TopDownDataset`); ``set_epoch(epoch)`` is
             called on ``train_data`` each epoch when it has it.
         loss: ``loss(outputs, batch)``, e.g. ``losses.HeatmapLoss()``.
         steps: the step budget.
@@ -264,7 +339,7 @@ def fit(
         eval_every: validate every so many steps (default: about 5 times per run) on the first
             ``eval_items`` items of ``val_data``; the metric ``eval_metric`` shows in the
             progress bar.  Always validated at the end when ``val_data`` is given.
-        decoder: heatmap decoder used for validation (see :func:`predict`).
+        decoder: heatmap decoder used for validation (see :func:`~course_lib.prediction.predict`).
         checkpoint_dir: where ``last.pt`` is written every ``checkpoint_every`` steps and at the end.
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (same arguments expected).
         progress: show a progress bar (``tqdm.auto``: a widget in notebooks).
@@ -273,10 +348,71 @@ def fit(
     Raises:
         FloatingPointError: the loss became NaN or infinite (the message names the step and the term).
     """
+    steps = _check_fit_arguments(train_data, loss, steps, batch_size, lr, schedule, max_seconds, resume, checkpoint_dir)
+    device, amp_dtype, channels_last, workers = _prepare(model, device, amp, channels_last, num_workers, seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    position, history = Position(), History(device=str(device))
+    checkpoint = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    if resume and checkpoint.exists():
+        position, history = load_checkpoint(checkpoint, model, optimizer, scaler, device)
+    validate = _validator(val_data, eval_items, decoder, device)
+    eval_every = eval_every or max(1, steps // 5)
+    clock, bar = _Clock(history.seconds), _progress_bar(steps, position.step, progress)
+    batches = run_batches(train_data, batch_size, seed, position, num_workers=workers, pin_memory=device.type == "cuda")
+    model.train()
+    try:
+        while position.step < steps:
+            if max_seconds is not None and clock.seconds() >= max_seconds:
+                history.stopped_by = "max_seconds"
+                break
+            current_lr = _set_learning_rate(optimizer, lr, schedule, warmup, position.step / steps, clock, max_seconds)
+            position, batch = next(batches)
+            values = train_step(model, move_batch(batch, device, channels_last), loss, optimizer, scaler=scaler,
+                                amp_dtype=amp_dtype, grad_clip=grad_clip, step=position.step)
+            history.record_step(position.step, values, current_lr, batch_size)
+            if validate is not None and (position.step % eval_every == 0 or position.step == steps):
+                with clock.paused():
+                    history.record_validation(position.step, validate(model))
+            _show(bar, history, eval_metric)
+            history.seconds = clock.seconds()
+            due = checkpoint_every and position.step % checkpoint_every == 0 and position.step < steps
+            if checkpoint is not None and due:
+                save_checkpoint(checkpoint, model, optimizer, scaler, position, history)
+    finally:
+        batches.close()  # ends the open epoch's loader (and its worker processes)
+        if bar is not None:
+            bar.close()
+    history.seconds = clock.seconds()
+    if validate is not None and position.step > 0 and (not history.val_steps or history.val_steps[-1] != position.step):
+        history.record_validation(position.step, validate(model))
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model, optimizer, scaler, position, history)
+    model.eval()
+    return history
+
+
+def _prepare(model: nn.Module, device, amp: bool, channels_last: bool, num_workers: int | None, seed: int):
+    """Seed, pick the device and what runs differently there, move the model.
+
+    Returns ``(device, amp_dtype, channels_last, num_workers)``.
+    """
+    device = resolve_device(device)
+    amp_dtype, channels_last = autocast_dtype(device, amp), channels_last and device.type == "cuda"
+    workers = default_workers(device) if num_workers is None else check_integer(num_workers, "num_workers", minimum=0)
+    torch.manual_seed(seed)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return device, amp_dtype, channels_last, workers
+
+
+def _check_fit_arguments(train_data, loss, steps, batch_size, lr, schedule, max_seconds, resume, checkpoint_dir) -> int:
+    """The checks :func:`fit` runs before it touches the model; returns ``steps`` as an int."""
     if loss is None or not callable(loss):
         raise TypeError(f"loss must be a callable loss(outputs, batch), e.g. losses.HeatmapLoss(); got {loss!r}")
-    steps = _positive_int(steps, "steps")
-    batch_size = _positive_int(batch_size, "batch_size")
+    steps = check_integer(steps, "steps", minimum=1)
+    batch_size = check_integer(batch_size, "batch_size", minimum=1)
     check_positive(lr, "lr")
     check_choice(schedule, "schedule", ("cosine", "step", "constant"))
     if max_seconds is not None:
@@ -285,130 +421,50 @@ def fit(
         raise ValueError(f"train_data has {len(train_data)} items, fewer than batch_size={batch_size}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir")
-    device = resolve_device(device)
-    use_channels_last = channels_last and device.type == "cuda"
-    amp_dtype = autocast_dtype(device, amp)
-    workers = default_workers(device) if num_workers is None else int(num_workers)
-    eval_every = eval_every or max(1, steps // 5)
-
-    torch.manual_seed(seed)
-    model.to(device)
-    if use_channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    history = History(device=str(device))
-    step, epoch, batch_in_epoch = 0, 0, 0
-    checkpoint = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
-    if resume and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["cpu_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        history = History(**state["history"])
-
-    val_subset = None
-    if val_data is not None:
-        val_subset = torch.utils.data.Subset(val_data, range(min(eval_items, len(val_data))))
-
-    bar = _progress_bar(steps, step, progress)
-    start_seconds = history.seconds
-    started = time.perf_counter()
-    eval_time = 0.0
-    model.train()
-    try:
-        while step < steps:
-            if hasattr(train_data, "set_epoch"):
-                train_data.set_epoch(epoch)
-            batches = EpochBatches(len(train_data), batch_size, seed, epoch, start=batch_in_epoch)
-            for batch in _loader(train_data, batches, device, workers):
-                elapsed = start_seconds + time.perf_counter() - started - eval_time
-                if max_seconds is not None and elapsed >= max_seconds:
-                    history.stopped_by = "max_seconds"
-                    break
-                progress_fraction = step / steps
-                if max_seconds is not None:
-                    progress_fraction = max(progress_fraction, elapsed / max_seconds)
-                current_lr = learning_rate(lr, progress_fraction, schedule, warmup)
-                for group in optimizer.param_groups:
-                    group["lr"] = current_lr
-
-                batch = move_batch(batch, device, use_channels_last)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    outputs = model(batch["image"])
-                terms = _loss_terms(loss, _to_float(outputs), batch)
-                total = sum(terms.values())
-                values = {name: float(value.detach()) for name, value in terms.items()}
-                for name, value in values.items():
-                    if not math.isfinite(value):
-                        raise FloatingPointError(
-                            f"loss term {name!r} is {value} at step {step + 1}: training stopped "
-                            "(try a lower learning rate, or check the targets for NaN)"
-                        )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(total).backward()
-                if grad_clip is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-
-                step += 1
-                batch_in_epoch += 1
-                history.steps.append(step)
-                history.loss.append(sum(values.values()))
-                history.lr.append(current_lr)
-                for name, value in values.items():
-                    history.terms.setdefault(name, []).append(value)
-                history.images += batch_size
-
-                is_last = step >= steps
-                if val_subset is not None and (step % eval_every == 0 or is_last):
-                    tick = time.perf_counter()
-                    scores = evaluate(model, val_subset, decoder=decoder, device=device, batch_size=64,
-                                      coco_ap=False, progress=False).metrics
-                    eval_time += time.perf_counter() - tick
-                    model.train()
-                    history.val_steps.append(step)
-                    history.val.append(scores)
-                if bar is not None:
-                    postfix = {"loss": f"{history.loss[-1]:.2e}"}
-                    if history.val and eval_metric in history.val[-1]:
-                        postfix[eval_metric] = f"{history.val[-1][eval_metric]:.3f}"
-                    bar.set_postfix(postfix, refresh=False)
-                    bar.update(1)
-                history.seconds = start_seconds + time.perf_counter() - started - eval_time
-                if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and not is_last:
-                    _save_checkpoint(checkpoint, model, optimizer, scaler, step, epoch, batch_in_epoch, history)
-                if is_last:
-                    break
-            else:
-                epoch += 1
-                batch_in_epoch = 0
-                continue
-            break
-    finally:
-        if bar is not None:
-            bar.close()
-    history.seconds = start_seconds + time.perf_counter() - started - eval_time
-    if val_subset is not None and (not history.val_steps or history.val_steps[-1] != step) and step > 0:
-        history.val_steps.append(step)
-        history.val.append(evaluate(model, val_subset, decoder=decoder, device=device, coco_ap=False,
-                                    progress=False).metrics)
-    if checkpoint is not None:
-        _save_checkpoint(checkpoint, model, optimizer, scaler, step, epoch, batch_in_epoch, history)
-    model.eval()
-    return history
+    return steps
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _set_learning_rate(optimizer, base: float, schedule: str, warmup: float, fraction: float, clock: _Clock,
+                       max_seconds: float | None) -> float:
+    """Set the learning rate for the next step, ``fraction`` of the steps being done, and return it."""
+    if max_seconds is not None:
+        fraction = max(fraction, clock.seconds() / max_seconds)
+    current = learning_rate(base, fraction, schedule, warmup)
+    for group in optimizer.param_groups:
+        group["lr"] = current
+    return current
+
+
+def _validator(val_data, eval_items: int, decoder: Decoder, device: torch.device) -> Callable[[nn.Module], dict] | None:
+    """``validate(model) -> metrics`` on the first ``eval_items`` items of ``val_data`` (None without val_data)."""
+    if val_data is None:
+        return None
+    subset = torch.utils.data.Subset(val_data, range(min(eval_items, len(val_data))))
+
+    def validate(model: nn.Module) -> dict[str, float]:
+        scores = evaluate(model, subset, decoder=decoder, device=device, batch_size=64, coco_ap=False).metrics
+        model.train()
+        return scores
+
+    return validate
+
+
+class _Clock:
+    """Training time: the seconds of earlier sessions (a resumed run) plus this one's, validation excluded."""
+
+    def __init__(self, earlier: float) -> None:
+        self.earlier, self.started, self.excluded = earlier, time.perf_counter(), 0.0
+
+    def seconds(self) -> float:
+        return self.earlier + time.perf_counter() - self.started - self.excluded
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        tick = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.excluded += time.perf_counter() - tick
 
 
 def _progress_bar(total: int, initial: int, show: bool):
@@ -419,343 +475,12 @@ def _progress_bar(total: int, initial: int, show: bool):
     return tqdm(total=total, initial=initial, desc="training", unit="step", leave=True)
 
 
-def _to_float(outputs: Any) -> Any:
-    """Bring mixed-precision outputs back to float32 before the loss."""
-    if isinstance(outputs, torch.Tensor):
-        return outputs.float()
-    if isinstance(outputs, (list, tuple)):
-        return type(outputs)(_to_float(o) for o in outputs)
-    if isinstance(outputs, dict):
-        return {k: _to_float(v) for k, v in outputs.items()}
-    return outputs
-
-
-def _loss_terms(loss: LossFunction, outputs: Any, batch: dict) -> dict[str, torch.Tensor]:
-    value = loss(outputs, batch)
-    if isinstance(value, torch.Tensor):
-        if value.dim() != 0:
-            raise ValueError(f"the loss must return a scalar tensor or a dict of them, got shape {tuple(value.shape)}")
-        return {"loss": value}
-    if isinstance(value, Mapping) and value and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in value.values()):
-        return dict(value)
-    raise TypeError(f"the loss must return a scalar tensor or a non-empty dict of scalar tensors, got {type(value).__name__}")
-
-
-def _save_checkpoint(path: Path, model, optimizer, scaler, step, epoch, batch_in_epoch, history) -> None:
-    """Write atomically (temporary file, then rename), so a run killed while saving leaves the old one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "cpu_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "step": step,
-        "epoch": epoch,
-        "batch_in_epoch": batch_in_epoch,
-        "history": asdict(history),
-    }
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
-
-
-# ============================================================================ prediction
-DECODERS: dict[str, Callable] = {
-    "argmax": decode_argmax,
-    "quarter_offset": decode_quarter_offset,
-    "dark": decode_dark,
-    "soft_argmax": soft_argmax,
-}
-
-
-@dataclass
-class Predictions:
-    """A model's predictions over a data set, in original image pixels, with the ground truth beside them.
-
-    ``keypoints`` ``(N, K, 2)`` and ``scores`` ``(N, K)`` are predictions; ``gt_keypoints``,
-    ``gt_visibility``, ``boxes`` (COCO xywh), ``areas``, ``head_boxes`` (or None),
-    ``image_ids`` and ``annotation_ids`` come from the data.
-    """
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-    gt_keypoints: np.ndarray
-    gt_visibility: np.ndarray
-    boxes: np.ndarray
-    areas: np.ndarray
-    head_boxes: np.ndarray | None
-    image_ids: np.ndarray
-    annotation_ids: np.ndarray
-
-    @property
-    def errors(self) -> np.ndarray:
-        """``(N, K)`` pixel distance from prediction to ground truth (NaN where not labelled)."""
-        distance = np.linalg.norm(self.keypoints - self.gt_keypoints, axis=-1)
-        return np.where(self.gt_visibility > 0, distance, np.nan)
-
-
-def heatmap_decoder(decoder: str | Callable, sigma: float = 2.0) -> Callable:
-    """The function ``heatmaps -> (keypoints, scores)`` that :func:`predict` uses for ``decoder``.
-
-    ``"dark"`` blurs with the training ``sigma``; ``"soft_argmax"`` uses temperature 0.05 (for
-    maps with values in [0, 1]); a callable is returned as it is.
-    """
-    if callable(decoder):
-        return decoder
-    check_choice(decoder, "decoder", tuple(DECODERS))
-    if decoder == "dark":
-        return lambda h: decode_dark(h, sigma=sigma)
-    if decoder == "soft_argmax":
-        return lambda h: soft_argmax(h, temperature=0.05)
-    return DECODERS[decoder]
-
-
-def _base_dataset(data):
-    while isinstance(data, torch.utils.data.Subset):
-        data = data.dataset
-    return data
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module,
-    data: torch.utils.data.Dataset,
-    *,
-    decoder: str | Callable = "dark",
-    flip_test: bool = False,
-    flip_pairs: tuple[tuple[int, int], ...] = COCO_FLIP_PAIRS,
-    shift_heatmaps: bool = True,
-    batch_size: int = 64,
-    device: str | torch.device = "auto",
-    progress: bool = False,
-) -> Predictions:
-    """Run ``model`` over top-down ``data`` and return predictions in ORIGINAL IMAGE pixels.
-
-    The model's output decides how keypoints are read:
-
-    * heatmaps ``(N, K, h, w)`` (or a list of stages: the last one) are decoded by ``decoder``
-      (``"argmax"``, ``"quarter_offset"``, ``"dark"``, ``"soft_argmax"`` or a function
-      ``heatmaps -> (keypoints, scores)`` in heatmap pixels), then mapped with
-      :func:`~course_lib.geometry.crop_to_image` at the heatmap size;
-    * coordinates ``(N, K, 2)`` are DeepPose's box-normalised crop coordinates: denormalised
-      to crop pixels (score 1), then mapped back likewise.
-
-    Flip test (``flip_test=True``, SimpleBaseline/HRNet): the mirrored crop is also run;
-    its heatmaps are flipped back with :func:`~course_lib.heatmaps.flip_heatmaps` (mirror,
-    swap left/right channels, and, with ``shift_heatmaps``, the one-pixel shift that
-    compensates ``x' = w - 1 - x`` at stride > 1) and averaged with the original's before
-    decoding.  For coordinates, the mirrored prediction is flipped back in crop pixels and
-    averaged.
-
-    ``data`` must yield :class:`~course_lib.geometry.TopDownDataset` items (not augmented).
-    """
-    device = resolve_device(device)
-    base = _base_dataset(data)
-    sigma = getattr(base, "sigma", 2.0)
-    decode = heatmap_decoder(decoder, sigma)
-    model.to(device).eval()
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0,
-                                         pin_memory=device.type == "cuda")
-    if progress:
-        from tqdm.auto import tqdm
-
-        loader = tqdm(loader, desc="predicting", unit="batch", leave=False)
-    parts: dict[str, list] = {k: [] for k in ("kp", "sc", "gt", "vis", "box", "area", "head", "img", "ann")}
-    for batch in loader:
-        if batch.get("flipped") is not None and bool(torch.as_tensor(batch["flipped"]).any()):
-            raise ValueError("predict() needs data without augmentation (an item was flipped): use augment=False")
-        images = batch["image"].to(device)
-        input_size = tuple(images.shape[-2:])
-        output = _final_output(model(images))
-        if flip_test:
-            flipped_output = _final_output(model(images.flip(-1)))
-        if output.dim() == 4:  # heatmaps (N, K, h, w)
-            heatmaps = output.float()
-            if flip_test:
-                heatmaps = (heatmaps + flip_heatmaps(flipped_output.float(), flip_pairs, shift=shift_heatmaps)) / 2
-            points, scores = decode(heatmaps)
-            points, scores = torch.as_tensor(points).float().cpu(), torch.as_tensor(scores).float().cpu()
-            map_size = tuple(heatmaps.shape[-2:])
-        elif output.dim() == 3 and output.shape[-1] == 2:  # coordinates (N, K, 2)
-            box = output.new_tensor(crop_box(input_size))
-            points = denormalize_from_box(output.float(), box)
-            if flip_test:
-                mirrored = denormalize_from_box(flipped_output.float(), box)
-                visibility = torch.ones(mirrored.shape[:-1], device=mirrored.device)
-                unmirrored, _ = flip_keypoints(mirrored, visibility, input_size[1], flip_pairs)
-                points = (points + unmirrored) / 2
-            points = points.cpu()
-            scores = torch.ones(points.shape[:-1])
-            map_size = input_size
-        else:
-            raise ValueError(f"the model returned shape {tuple(output.shape)}: expected heatmaps (N, K, h, w) "
-                             "or coordinates (N, K, 2)")
-        image_points = crop_to_image(points.numpy(), batch["center"].numpy(), batch["scale"].numpy(),
-                                     batch["rotation"].numpy(), map_size)
-        parts["kp"].append(np.asarray(image_points, dtype=np.float64))
-        parts["sc"].append(scores.numpy().astype(np.float64))
-        parts["gt"].append(batch["keypoints_image"].numpy().astype(np.float64))
-        parts["vis"].append(batch["visibility_image"].numpy())
-        parts["box"].append(batch["box"].numpy().astype(np.float64))
-        count = len(images)
-        parts["area"].append(batch["area"].numpy().astype(np.float64) if "area" in batch else
-                             batch["box"][:, 2].numpy() * batch["box"][:, 3].numpy())
-        if "head_box" in batch:
-            parts["head"].append(batch["head_box"].numpy().astype(np.float64))
-        parts["img"].append(batch["image_id"].numpy() if "image_id" in batch else np.zeros(count, dtype=np.int64))
-        parts["ann"].append(batch["annotation_id"].numpy() if "annotation_id" in batch else np.zeros(count, dtype=np.int64))
-    if not parts["kp"]:
-        raise ValueError("data is empty: nothing to predict")
-    return Predictions(
-        keypoints=np.concatenate(parts["kp"]),
-        scores=np.concatenate(parts["sc"]),
-        gt_keypoints=np.concatenate(parts["gt"]),
-        gt_visibility=np.concatenate(parts["vis"]),
-        boxes=np.concatenate(parts["box"]),
-        areas=np.concatenate(parts["area"]),
-        head_boxes=np.concatenate(parts["head"]) if len(parts["head"]) == len(parts["kp"]) else None,
-        image_ids=np.concatenate(parts["img"]),
-        annotation_ids=np.concatenate(parts["ann"]),
-    )
-
-
-def _final_output(output: Any) -> torch.Tensor:
-    if isinstance(output, (list, tuple)):
-        output = output[-1]
-    if not isinstance(output, torch.Tensor):
-        raise TypeError(f"the model must return a tensor or a list of stage tensors, got {type(output).__name__}")
-    return output
-
-
-# ============================================================================ evaluation
-@dataclass
-class Evaluation:
-    """:func:`evaluate`'s result: ``metrics`` (name -> number) and the ``predictions``."""
-
-    metrics: dict[str, float]
-    predictions: Predictions
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v:.3f}" for k, v in self.metrics.items())
-        return f"Evaluation({shown})"
-
-
-def score_predictions(predictions: Predictions, coco_ap: bool = True) -> dict[str, float]:
-    """Every metric the course reports for single-person top-down predictions.
-
-    * ``pck@0.2``, ``pck@0.1``, ``pck@0.05``: PCK normalised by the person box, max(w, h)
-      (MMPose's ``bbox`` normalisation), pooled over all labelled joints (v > 0);
-    * ``pckh@0.5``: when the data has head boxes (MPII's 0.6 x head-box diagonal);
-    * ``pdj@0.2``: PDJ with the box diagonal as the body size;
-    * ``mean_error``: mean pixel distance over labelled joints;
-    * ``AP``, ``AP50``, ``AP75``, ``AR`` (with ``coco_ap``): COCO's OKS-based AP, each
-      prediction scored by the mean of its keypoint scores (box score 1: ground-truth boxes).
-    """
-    p = predictions
-    norm = metrics.bbox_size(p.boxes)
-    result = {
-        "pck@0.2": metrics.pck(p.keypoints, p.gt_keypoints, p.gt_visibility, norm, 0.2).mean,
-        "pck@0.1": metrics.pck(p.keypoints, p.gt_keypoints, p.gt_visibility, norm, 0.1).mean,
-        "pck@0.05": metrics.pck(p.keypoints, p.gt_keypoints, p.gt_visibility, norm, 0.05).mean,
-    }
-    if p.head_boxes is not None:
-        result["pckh@0.5"] = metrics.pckh(p.keypoints, p.gt_keypoints, p.gt_visibility, p.head_boxes, 0.5).mean
-    result["pdj@0.2"] = metrics.pdj(p.keypoints, p.gt_keypoints, p.gt_visibility, metrics.box_diagonal(p.boxes), 0.2).mean
-    result["mean_error"] = float(np.nanmean(p.errors))
-    if coco_ap:
-        gt, dt = coco_dicts(p)
-        stats = metrics.coco_keypoint_eval(gt, dt)
-        result.update({k: stats[k] for k in ("AP", "AP50", "AP75", "AR")})
-    return {k: float(v) for k, v in result.items()}
-
-
-def coco_dicts(predictions: Predictions) -> tuple[dict, list[dict]]:
-    """Ground truth and results in COCO format, for :func:`course_lib.metrics.coco_keypoint_eval`.
-
-    Each item becomes its own COCO "image" (numbered by position) so that people of a
-    multi-person image evaluated from ground-truth boxes stay one-to-one.
-    """
-    p = predictions
-    n, k = p.gt_visibility.shape
-    images = [{"id": i + 1} for i in range(n)]
-    annotations, results = [], []
-    for i in range(n):
-        flags = p.gt_visibility[i]
-        gt_triplets = np.concatenate([np.where(flags[:, None] > 0, p.gt_keypoints[i], 0), flags[:, None]], axis=1)
-        annotations.append({
-            "id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
-            "keypoints": gt_triplets.ravel().tolist(), "num_keypoints": int((flags > 0).sum()),
-            "area": float(p.areas[i]), "bbox": p.boxes[i].tolist(),
-        })
-        dt_triplets = np.concatenate([p.keypoints[i], p.scores[i][:, None]], axis=1)
-        results.append({"image_id": i + 1, "category_id": 1, "keypoints": dt_triplets.ravel().tolist(),
-                        "score": float(np.mean(p.scores[i]))})
-    gt = {"images": images, "annotations": annotations,
-          "categories": [{"id": 1, "name": "person", "keypoints": [str(j) for j in range(k)]}]}
-    return gt, results
-
-
-def evaluate(
-    model: nn.Module,
-    data: torch.utils.data.Dataset,
-    *,
-    decoder: str | Callable = "dark",
-    flip_test: bool = False,
-    shift_heatmaps: bool = True,
-    batch_size: int = 64,
-    device: str | torch.device = "auto",
-    coco_ap: bool = True,
-    progress: bool = False,
-) -> Evaluation:
-    """Predict on ``data`` (see :func:`predict`) and score with :func:`score_predictions`."""
-    predictions = predict(model, data, decoder=decoder, flip_test=flip_test, shift_heatmaps=shift_heatmaps,
-                          batch_size=batch_size, device=device, progress=progress)
-    return Evaluation(score_predictions(predictions, coco_ap=coco_ap), predictions)
-
-
-# ============================================================================ data for a model
-def model_sizes(model: nn.Module, input_size: tuple[int, int] | None = None) -> tuple[tuple[int, int], tuple[int, int] | None]:
-    """``(input_size, heatmap_size)`` of a model: heatmap size = input / ``model.stride`` (None for regressors)."""
-    input_size = tuple(input_size or getattr(model, "input_size"))
-    stride = getattr(model, "stride", None)
-    if stride is None:
-        return input_size, None
-    return input_size, (input_size[0] // stride, input_size[1] // stride)
-
-
-def top_down_data(
-    split_dir: str | os.PathLike,
-    input_size: tuple[int, int],
-    heatmap_size: tuple[int, int] | None = None,
-    *,
-    augment: bool = False,
-    sigma: float = 2.0,
-    flip_prob: float = 0.0,
-    limit: int | None = None,
-    seed: int = 0,
-    **options: Any,
-) -> TopDownDataset:
-    """A :class:`~course_lib.geometry.TopDownDataset` over the COCO-format folder ``split_dir``.
-
-    ``heatmap_size`` defaults to input / 4 (regression models ignore the heatmaps).
-    ``limit`` keeps the first items only (fast experiments).  Images are cached in memory.
-    ``options`` go to ``TopDownDataset`` (``scale_factor``, ``rotation_factor``...).
-
-    Flips are off by default (``flip_prob=0``): the synthetic people wear a left/right tint,
-    and a mirrored image shows the left tint on the person's right, contradicting its
-    swapped labels.  Chapter 06 shows what flips do with and without tints.
-    """
-    from course_lib.data import CocoKeypoints
-
-    annotations = Path(split_dir) / "annotations.json"
-    if not annotations.is_file():
-        raise FileNotFoundError(
-            f"{annotations} does not exist: run `make data` (or course_lib.data.ensure_default_data())"
-        )
-    people = CocoKeypoints(annotations, cache_images=True)
-    samples = people if limit is None else torch.utils.data.Subset(people, range(min(int(limit), len(people))))
-    heatmap_size = heatmap_size or (input_size[0] // 4, input_size[1] // 4)
-    return TopDownDataset(samples, input_size=input_size, heatmap_size=heatmap_size, sigma=sigma,
-                          augment=augment, flip_prob=flip_prob, seed=seed, **options)
-
+def _show(bar, history: History, eval_metric: str) -> None:
+    """One step more on the progress bar, with the loss and the last validation metric."""
+    if bar is None:
+        return
+    postfix = {"loss": f"{history.loss[-1]:.2e}"}
+    if history.val and eval_metric in history.val[-1]:
+        postfix[eval_metric] = f"{history.val[-1][eval_metric]:.3f}"
+    bar.set_postfix(postfix, refresh=False)
+    bar.update(1)

@@ -107,7 +107,7 @@ def pretrained(
     path = checkpoint_path(name, root=root)
     fingerprint = _fingerprint(recipe, fast=path.stem.endswith("-fast"))
     if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("fingerprint") == fingerprint:
             model = models.build(recipe.model)
             model.load_state_dict(state["model"])

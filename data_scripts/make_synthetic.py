@@ -3,7 +3,8 @@
     python data_scripts/make_synthetic.py --out DIR --images N --size H W --persons MIN MAX --seed S
     python data_scripts/make_synthetic.py --default        # the course's default sets (what `make data` runs)
 
-Writes ``DIR/images/000001.png`` ... and, last, ``DIR/annotations.json``; see
+Writes ``DIR/images/000001.png`` ... and ``DIR/annotations.json`` (into a temporary folder, moved
+into place at the end: a failed run leaves nothing behind, a rerun replaces the old images); see
 ``course_lib.data.make_synthetic``.  The same arguments give byte-identical files.
 """
 
@@ -26,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder")
     parser.add_argument("--images", type=int, help="number of images")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(128, 128),
-                        help="image size (default 128 128)")
+                        help=f"image size, each {data.MIN_IMAGE_SIZE} to {data.MAX_IMAGE_SIZE} (default 128 128)")
     parser.add_argument("--persons", type=int, nargs=2, metavar=("MIN", "MAX"), default=(1, 1),
-                        help="people per image (default 1 1)")
+                        help=f"people per image, 1 <= MIN <= MAX <= {data.MAX_PERSONS} (default 1 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-side-tints", action="store_true", help="same stripe colour on left and right limbs")
     parser.add_argument("--default", action="store_true", help="make the course's default sets under --root")

@@ -214,7 +214,7 @@ plt.show()
 # %%
 for name, size in [("deeppose", (220, 220)), ("deeppose_tiny", (96, 64))]:
     with torch.device("meta"):  # counting needs the shapes only, no memory
-        counts = models.complexity(models.build(name), size)
+        counts = models.measure_complexity(models.build(name), size)
     print(f"{name:14s} input {size}: {counts['params'] / 1e6:6.2f} M parameters, "
           f"{counts['macs'] / 1e9:5.2f} G multiply-adds per image")
 
@@ -230,7 +230,7 @@ val_data = training.top_down_data(data.default_split_dir("single/val"), (96, 64)
 fig, axes = plt.subplots(1, 5, figsize=(10, 3.4))
 for ax, index in zip(axes, range(5)):
     item = train_data[index]
-    target = geometry.normalize_to_box(item["keypoints"], losses.crop_box((96, 64)))  # what the network must output
+    target = geometry.normalize_to_box(item["keypoints"], geometry.input_box((96, 64)))  # what the network must output
     ax.imshow(data.tensor_to_image(item["image"]), extent=(-0.5, 0.5, 0.5, -0.5))
     viz.draw_pose(target.numpy(), item["visibility"], ax=ax, markersize=10, linewidth=1.2)
     ax.set_aspect(96 / 64)  # one box unit is 64 pixels across and 96 down

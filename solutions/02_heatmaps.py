@@ -193,8 +193,8 @@ fig.tight_layout()
 # $|v - \mu_y| \le 3\sigma$, and return a weight of 1, except 0 (with an all-zero map) when
 #
 # - the joint is not labelled, $v = 0$, or
-# - its $3\sigma$ window misses the map entirely: $\mu_x - 3\sigma > W - 1$ or
-#   $\mu_x + 3\sigma < 0$ (same for $y$ with $H$).
+# - its $3\sigma$ window fails the official in-bounds test: with `ul = int(mu - 3 sigma)` and
+#   `br = int(mu + 3 sigma + 1)` on each axis, `ul_x >= W` or `ul_y >= H` or `br_x < 0` or `br_y < 0`.
 #
 # Remember: $x$ is the **column** (second index of a map), $y$ the **row**.
 
@@ -206,7 +206,8 @@ def gaussian_target(keypoint, visibility, heatmap_size, sigma):
         mu = (int(x + 0.5), int(y + 0.5))
         G(u, v) = exp(-((u - mu_x)^2 + (v - mu_y)^2) / (2 sigma^2))   where |u - mu_x| <= 3 sigma
                                                                      and |v - mu_y| <= 3 sigma, else 0
-        weight  = 1 if v > 0 and the 3-sigma window touches the map, else 0 (and G = 0 everywhere)
+        weight  = 1 if v > 0 and the window passes the official in-bounds test, else 0 (and G = 0):
+                  ul = int(mu - 3 sigma), br = int(mu + 3 sigma + 1); 0 if ul >= size or br < 0 on an axis
 
     Args:
         keypoint: (2,) array, x, y in heatmap pixels.
@@ -221,7 +222,8 @@ def gaussian_target(keypoint, visibility, heatmap_size, sigma):
     height, width = heatmap_size
     mu_x, mu_y = int(keypoint[0] + 0.5), int(keypoint[1] + 0.5)
     radius = 3 * sigma
-    on_map = mu_x + radius >= 0 and mu_x - radius <= width - 1 and mu_y + radius >= 0 and mu_y - radius <= height - 1
+    on_map = all(int(mu - radius) < size and int(mu + radius + 1) >= 0
+                 for mu, size in ((mu_x, width), (mu_y, height)))
     if visibility <= 0 or not on_map:
         return np.zeros((height, width)), 0.0
     u = np.arange(width)[None, :]
@@ -322,17 +324,17 @@ checks.hidden_decode_argmax(decode_argmax)
 # ### Exercise 3: quarter-offset refinement
 #
 # Given the maps and their argmax positions (integers stored as floats), step a quarter
-# pixel towards the higher neighbour on each axis. On an axis where the maximum sits on the
-# border (one of the two neighbours does not exist), do not step on that axis; when the two
-# neighbours are equal, `sign` gives 0 and there is no step either.
+# pixel towards the higher neighbour on each axis. As in HRNet's `get_final_preds`, step only
+# when the maximum is inside on both axes, `1 < u < W - 1` and `1 < v < H - 1`, and then on
+# both; when the two neighbours are equal, `sign` gives 0 and there is no step on that axis.
 
 
 # %%
 def quarter_offset(heatmaps, keypoints):
     """Quarter-offset refinement of argmax positions.
 
-        x = u + 0.25 * sign(H[v, u + 1] - H[v, u - 1])   if 0 < u < W - 1, else x = u
-        y = v + 0.25 * sign(H[v + 1, u] - H[v - 1, u])   if 0 < v < H - 1, else y = v
+        x = u + 0.25 * sign(H[v, u + 1] - H[v, u - 1])   if 1 < u < W - 1 and 1 < v < H - 1, else x = u
+        y = v + 0.25 * sign(H[v + 1, u] - H[v - 1, u])   under the same condition, else y = v
 
     Args:
         heatmaps: (K, H, W) NumPy array.
@@ -345,9 +347,8 @@ def quarter_offset(heatmaps, keypoints):
     height, width = heatmaps.shape[-2:]
     refined = np.array(keypoints, dtype=float)
     for k, (u, v) in enumerate(np.asarray(keypoints).astype(int)):
-        if 0 < u < width - 1:
+        if 1 < u < width - 1 and 1 < v < height - 1:
             refined[k, 0] += 0.25 * np.sign(heatmaps[k, v, u + 1] - heatmaps[k, v, u - 1])
-        if 0 < v < height - 1:
             refined[k, 1] += 0.25 * np.sign(heatmaps[k, v + 1, u] - heatmaps[k, v - 1, u])
     return refined
     ### END SOLUTION

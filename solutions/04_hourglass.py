@@ -330,7 +330,7 @@ checks.hidden_stacked_hourglass_forward(stacked_hourglass_forward)
 # The course's `StackedHourglass.forward` is the same loop. The model's size grows linearly
 # with the number of stacks; the paper's 8-stack network at the $256 \times 192$ input of
 # the COCO comparisons, and the course's tiny preset at $96 \times 64$ with one and two
-# stacks. `models.complexity` counts the multiply-adds of one image; the papers' "GFLOPs"
+# stacks. `models.measure_complexity` counts the multiply-adds of one image; the papers' "GFLOPs"
 # count multiply-adds too, but divide by $2^{30}$ rather than $10^9$ (chapter 07 has the
 # details).
 
@@ -340,7 +340,7 @@ with torch.device("meta"):  # counting needs shapes only: no weights are allocat
                "hourglass_tiny, 2 stacks": (models.build("hourglass_tiny"), INPUT_SIZE),
                "hourglass_tiny, 1 stack": (models.build("hourglass_tiny", num_stacks=1), INPUT_SIZE)}
 for name, (model, size) in presets.items():
-    counted = models.complexity(model, size)
+    counted = models.measure_complexity(model, size)
     print(f"{name:26s} input {size[0]}x{size[1]}: {counted['params'] / 1e6:6.2f}M parameters, "
           f"{counted['macs'] / 1e9:6.3f}e9 multiply-adds = {counted['paper_gflops']:6.3f} 'GFLOPs' (papers' rule)")
 

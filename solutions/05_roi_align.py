@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from course_lib import data, ops, report, roi_keypoints, training, viz, widgets
+from course_lib import data, ops, report, roi_keypoints, torchvision_reference, training, viz, widgets
 from course_lib.grading import ch05_roi_align as checks
 from course_lib.models.keypoint_heads import keypoints_to_roi_targets
 
@@ -364,7 +364,7 @@ ours = {"roi_pool": ops.roi_pool(features, rois, 7, 1 / STRIDE),
         "roi_align": ops.roi_align(features, rois, 7, 1 / STRIDE, sampling_ratio=2)}
 loops = {"roi_pool": ops.roi_pool_loop(features, rois, 7, 1 / STRIDE),
          "roi_align": ops.roi_align_loop(features, rois, 7, 1 / STRIDE, sampling_ratio=2)}
-reference = ops.torchvision_roi_ops(features, rois, 7, 1 / STRIDE, sampling_ratio=2)
+reference = torchvision_reference.torchvision_roi_ops(features, rois, 7, 1 / STRIDE, sampling_ratio=2)
 for name in ("roi_pool", "roi_align"):
     line = f"{name:9s}: largest difference to the loop version {float((ours[name] - loops[name]).abs().max()):.1e}"
     if reference is not None:

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib import data, geometry, heatmaps, losses, models, report, training, viz, widgets, zoo
+from course_lib import data, geometry, heatmaps, losses, models, report, top_down, training, viz, widgets, zoo
 from course_lib.grading import ch06_simple_baseline as checks
 from course_lib.keypoints import COCO_FLIP_PAIRS, COCO_KEYPOINTS
 from course_lib.models.complexity import complexity_by_module
@@ -615,8 +615,8 @@ deconv_runs = {}
 for name, (options, loss) in variants.items():
     net = models.build("simplebaseline_tiny", **options)
     input_size, heatmap_size = training.model_sizes(net)
-    train_set = geometry.TopDownDataset(train_people, input_size, heatmap_size, augment=True, flip_prob=0.0)
-    val_set = geometry.TopDownDataset(val_people_crops, input_size, heatmap_size)
+    train_set = top_down.TopDownDataset(train_people, input_size, heatmap_size, augment=True, flip_prob=0.0)
+    val_set = top_down.TopDownDataset(val_people_crops, input_size, heatmap_size)
     print(f"{name}: heatmaps {heatmap_size[0]}x{heatmap_size[1]}")
     history = training.fit(net, train_set, val_set, loss, steps, **fit_options)
     deconv_runs[name] = dict(model=net, history=history, heatmap_size=heatmap_size,
@@ -718,7 +718,7 @@ def left_right_swaps(predictions):
     return swapped / max(counted, 1)
 
 
-tinted_val = geometry.TopDownDataset(val_people_crops, INPUT_SIZE, HEATMAP_SIZE)
+tinted_val = top_down.TopDownDataset(val_people_crops, INPUT_SIZE, HEATMAP_SIZE)
 contenders = {"(i) tinted, no flip training": (deconv_runs["3 deconv"]["model"], tinted_val),
               "(ii) untinted, flip training": (flip_model, untinted_val)}
 settings = {"no flip test": dict(flip_test=False), "flip test, no shift": dict(flip_test=True, shift_heatmaps=False),

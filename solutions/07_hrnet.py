@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from course_lib import data, losses, models, report, training, viz, widgets
 from course_lib.grading import ch07_hrnet as checks
 from course_lib.models import hrnet
-from course_lib.models.complexity import complexity, complexity_by_module, measure_latency
+from course_lib.models.complexity import complexity_by_module, measure_complexity, measure_latency
 
 data.ensure_default_data()
 plt.rcParams["figure.dpi"] = 80
@@ -422,7 +422,7 @@ checks.hidden_layer_macs(layer_macs)
 # its **output** pixels, and divides by $2^{30}$. For a convolution that is the true count
 # (in units of $2^{30}$, not $10^9$). For a transposed convolution it is not: its output has
 # 4 times the pixels of its input at stride 2, so SimpleBaseline's three deconvolutions are
-# counted **four times over**. `models.complexity` gives both counts: `macs` measured by
+# counted **four times over**. `models.measure_complexity` gives both counts: `macs` measured by
 # PyTorch's FLOP counter (what your `layer_macs` computes, summed over the network), and
 # `paper_gflops` by the official rule. The paper presets are built on the `meta` device
 # (shapes only) and counted at $256 \times 192$:
@@ -443,7 +443,7 @@ REMARKS = {
 counts = {}
 for name in PAPER:
     with torch.device("meta"):
-        counts[name] = complexity(models.build(name), (256, 192))
+        counts[name] = measure_complexity(models.build(name), (256, 192))
 complexity_rows = [
     {"model": name, "params (M)": counts[name]["params"] / 1e6, "paper params (M)": PAPER[name][0],
      "true GMACs (1e9)": counts[name]["macs"] / 1e9, "paper rule GFLOPs": counts[name]["paper_gflops"],
@@ -503,7 +503,7 @@ for name, size, device, batch in cases:
     net = models.build(name)
     timing = measure_latency(net, size, device=device, batch=batch, warmup=warmup, repeats=repeats)
     with torch.device("meta"):
-        macs = complexity(models.build(name), size)["macs"]
+        macs = measure_complexity(models.build(name), size)["macs"]
     latency_rows.append({"model": name, "input": f"{size[0]}x{size[1]}", "device": device, "batch": batch,
                          "threads": timing["threads"], "GMACs / image": macs / 1e9, "ms / batch": timing["median_ms"],
                          "images/s": batch / (timing["median_ms"] / 1000)})
@@ -593,7 +593,7 @@ budget_rows = []
 for label, (net, history) in runs.items():
     scores = training.evaluate(net, val_set, coco_ap=False).metrics
     with torch.device("meta"):
-        macs = complexity(models.build(net.name), input_size)["macs"]
+        macs = measure_complexity(models.build(net.name), input_size)["macs"]
     budget_rows.append({"run": label, "parameters": models.count_parameters(net), "MMACs / image": macs / 1e6,
                         "steps": history.steps[-1], "train seconds": history.seconds,
                         "train images/s": history.images_per_second, "PCK@0.2": scores["pck@0.2"],

@@ -54,7 +54,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_lib import data, geometry, grouping, heatmaps, metrics, report, training, viz, zoo
+from course_lib import data, geometry, grouping, heatmaps, metrics, report, top_down, training, viz, zoo
 from course_lib import multi_person as mp
 from course_lib.grading import ch09_multi_person as checks
 from course_lib.keypoints import COCO_KEYPOINTS, COCO_SIGMAS
@@ -162,7 +162,7 @@ gt_boxes = [mp.ground_truth_detections(val)[demo]]
 one_image = mp.Scenes(val.images[demo:demo + 1], val.image_ids[demo:demo + 1], val.boxes[demo:demo + 1],
                       val.ground_truth)
 input_size, heatmap_size = training.model_sizes(pose_model)
-crops = geometry.TopDownDataset(mp.crop_samples(one_image, gt_boxes), input_size=input_size,
+crops = top_down.TopDownDataset(mp.crop_samples(one_image, gt_boxes), input_size=input_size,
                                 heatmap_size=heatmap_size)
 batch = torch.utils.data.default_collate([crops[i] for i in range(len(crops))])
 with torch.no_grad():
@@ -269,7 +269,8 @@ ax.set_title("poses from ground-truth boxes (white: the crops)", fontsize=9)
 def oks_nms(keypoints, scores, areas, threshold, sigmas=COCO_SIGMAS):
     """Greedy non-maximum suppression of the poses of one image with OKS as the overlap.
 
-    Repeat: take the remaining pose with the highest score (ties: the lower index first),
+    Repeat: take the remaining pose with the highest score (equal scores: the later index first,
+    the order of the official ``scores.argsort()[::-1]``),
     keep it, and drop every remaining pose whose OKS with it is > threshold, where
 
         OKS(a, b) = mean_i exp(-||a_i - b_i||^2 / (2 s^2 k_i^2)),
@@ -289,7 +290,7 @@ def oks_nms(keypoints, scores, areas, threshold, sigmas=COCO_SIGMAS):
     keypoints = np.asarray(keypoints, dtype=float)
     areas = np.asarray(areas, dtype=float)
     variances = (2 * np.asarray(sigmas, dtype=float)) ** 2  # k_i^2
-    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    order = np.argsort(np.asarray(scores, dtype=float), kind="stable")[::-1]  # best first; ties: later first
     keep = []
     while order.size > 0:
         best, rest = order[0], order[1:]

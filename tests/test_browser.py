@@ -155,6 +155,14 @@ def test_demos_render_and_follow_a_slider_in_chromium(voila_page, tmp_path):
             oks_after = _wait_for_change(oks, oks_before)
             assert "OKS = 1.0000" not in oks_after
             page.screenshot(path=str(SCREENSHOTS / "demos_after.png"), full_page=True)
+
+            # a column as narrow as JupyterLab's notebook at 1400 px: the readout table wraps, nothing is cut off
+            page.set_viewport_size({"width": 1000, "height": 1000})
+            page.wait_for_timeout(500)
+            table = page.locator(".widget-html-content", has_text="soft_argmax").locator("table").first
+            right_edge = table.evaluate("t => t.getBoundingClientRect().right")
+            assert right_edge <= page.evaluate("document.documentElement.clientWidth"), right_edge
+            page.screenshot(path=str(SCREENSHOTS / "demos_narrow.png"), full_page=True)
         finally:
             browser.close()
     assert (SCREENSHOTS / "demos_after.png").stat().st_size > 10_000

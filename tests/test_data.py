@@ -498,7 +498,7 @@ def test_reader_accepts_any_number_of_keypoints():
     coco = _minimal_coco()
     coco["categories"][0]["keypoints"] = ["a", "b", "c"]
     coco["annotations"][0]["keypoints"] = [1, 2, 2, 3, 4, 1, 0, 0, 0]
-    dataset = data.CocoKeypoints(coco, image_dir=".")
+    dataset = data.CocoKeypoints(coco)  # no image folder: the images are not needed here
     assert dataset.keypoint_names == ["a", "b", "c"]
     assert len(dataset) == 1
     assert data.load_coco_keypoints(_minimal_coco())["annotations"][0]["id"] == 7
@@ -538,3 +538,80 @@ def test_image_tensor_round_trip():
     tensor = data.image_to_tensor(image)
     assert tensor.shape == (2, 3, 8, 6)
     np.testing.assert_array_equal(data.tensor_to_image(tensor), image)
+
+
+# --------------------------------------------------------------------------- bad input is named where it is
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda c: c["annotations"][0].update(iscrowd="0"), r"annotation 7: iscrowd must be 0 or 1, got '0'"),
+        (lambda c: c["annotations"][0].update(id="7"), r"annotation at index 0: id must be an integer, got '7'"),
+        (lambda c: c["annotations"][0].update(image_id="1"), r"annotation 7: image_id must be an integer, got '1'"),
+        (lambda c: c["images"][0].update(id="1"), r"image at index 0: id must be an integer, got '1'"),
+        (lambda c: c["images"][0].pop("file_name"), r"image 1: missing field 'file_name'"),
+    ],
+)
+def test_reader_rejects_ids_crowd_flags_and_file_names_it_cannot_use(change, problem):
+    coco = _minimal_coco()
+    change(coco)
+    with pytest.raises(ValueError, match=problem):
+        data.load_coco_keypoints(coco)
+
+
+def test_reader_names_a_file_that_is_not_json(tmp_path):
+    path = tmp_path / "annotations.json"
+    path.write_text("images: [] # YAML, not JSON")
+    with pytest.raises(ValueError, match=f"{path} is not a COCO keypoint file: it is not valid JSON"):
+        data.CocoKeypoints(path)
+
+
+def test_missing_image_files_are_found_when_the_data_set_is_made(tmp_path):
+    coco = _minimal_coco()
+    (tmp_path / "images").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"1 of the 1 image files are missing .*image 1: .*a\.png"):
+        data.CocoKeypoints(coco, image_dir=tmp_path / "images")
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((64, 64, 3), np.uint8))
+    assert data.CocoKeypoints(coco, image_dir=tmp_path / "images")[0]["image"].shape == (64, 64, 3)
+
+
+# --------------------------------------------------------------------------- the writer leaves nothing half-done
+def _partial_folders(folder: Path) -> list[Path]:
+    return [path for path in folder.iterdir() if path.name.endswith(".partial")]
+
+
+def test_impossible_sizes_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match=r"size must be a pair \(H, W\) of integers from 32 to 4096"):
+        data.make_synthetic(tmp_path / "huge", 1, (100000, 100000))
+    with pytest.raises(ValueError, match=r"persons must be a pair \(min, max\) of integers from 1 to 10, got \(50, 50\)"):
+        data.make_synthetic(tmp_path / "crowd", 1, (32, 32), (50, 50))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_run_leaves_no_folder_behind(tmp_path, monkeypatch):
+    def broken(seed, index, *args):
+        if index == 2:
+            raise RuntimeError("disk full")
+        return original(seed, index, *args)
+
+    original = synthetic.synthetic_scene
+    monkeypatch.setattr(synthetic, "synthetic_scene", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        data.make_synthetic(tmp_path / "out", 4, (64, 64))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writing_over_an_earlier_set_leaves_no_stale_image(tmp_path):
+    data.make_synthetic(tmp_path / "set", 5, (64, 64), seed=1)
+    (tmp_path / "set" / "notes.txt").write_text("mine")
+    path = data.make_synthetic(tmp_path / "set", 2, (64, 64), seed=2)
+    assert sorted(p.name for p in (tmp_path / "set" / "images").iterdir()) == ["000001.png", "000002.png"]
+    assert len(json.loads(path.read_text())["images"]) == 2 and (tmp_path / "set" / "notes.txt").exists()
+    assert _partial_folders(tmp_path) == []
+    assert _hashes(tmp_path / "set" / "images") == _hashes(data.make_synthetic(tmp_path / "fresh", 2, (64, 64), seed=2)
+                                                          .parent / "images")
+
+
+def test_crowded_scenes_never_write_a_person_without_a_visible_pixel():
+    image, people = synthetic.synthetic_scene(0, 9, (32, 32), (10, 10))  # one person ends up hidden entirely
+    assert all(person["area"] > 0 and person["bbox"][2] > 0 and person["bbox"][3] > 0 for person in people)
+    assert 1 <= len(people) <= 10

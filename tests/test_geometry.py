@@ -1,14 +1,11 @@
-"""Tests of course_lib.geometry: DeepPose boxes, top-down crops, affine warps, flips, the data set."""
+"""Tests of course_lib.geometry: DeepPose boxes, top-down crops, affine warps, flips."""
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, default_collate
 
-from course_lib.data import tensor_to_image
 from course_lib.geometry import (
-    TopDownDataset,
     box_to_center_scale,
     cascade_crop_box,
     cascade_patches,
@@ -24,7 +21,6 @@ from course_lib.geometry import (
     transform_points,
     warp_image,
 )
-from course_lib.heatmaps import decode_argmax
 from course_lib.keypoints import COCO_FLIP_PAIRS
 
 # ----------------------------------------------------------------------------- DeepPose box normalisation
@@ -85,7 +81,7 @@ def test_cascade_box_and_patches():
     rows, columns = np.mgrid[0:200, 0:300]
     ramp = np.stack([columns, rows, columns + rows], -1).astype(np.float32)
     keypoints = np.random.default_rng(1).uniform(60, 140, (17, 2))
-    patches, boxes = cascade_patches(ramp, keypoints, delta=0.3, output_size=(16, 16))
+    patches, boxes = cascade_patches(ramp, keypoints, delta=0.3, output_hw=(16, 16))
     assert patches.shape == (17, 16, 16, 3) and boxes.shape == (17, 4)
     np.testing.assert_allclose(patches[:, 8, 8, :2], keypoints, atol=1e-3)  # (W/2, H/2) = (8, 8)
     np.testing.assert_allclose(boxes[:, 2], 0.3 * torso_diameter(keypoints))
@@ -235,155 +231,6 @@ def test_flipped_keypoints_follow_the_flipped_pixels_and_swap_sides():
     assert flipped_visibility[6] == 2 and flipped_visibility[5] == 0
 
 
-# ----------------------------------------------------------------------------- the top-down data set
-def make_samples(count=6, num_joints=17, seed=0, head_box=True):
-    rng = np.random.default_rng(seed)
-    samples = []
-    for i in range(count):
-        keypoints = rng.uniform(40, 110, (num_joints, 2))
-        sample = {
-            "image": rng.integers(0, 255, (140, 160, 3), dtype=np.uint8),
-            "keypoints": keypoints,
-            "visibility": rng.integers(0, 3, num_joints),
-            "box": np.array([35.0, 30.0, 80.0, 90.0]),
-            "area": 7200.0,
-            "image_id": 100 + i,
-            "annotation_id": np.int64(1000 + i),
-        }
-        if head_box:
-            sample["head_box"] = np.array([60.0, 30.0, 20.0, 20.0])
-        samples.append(sample)
-    return samples
-
-
-def to_image(item, input_size=(64, 48)):
-    """Crop keypoints of an item back to the original image, through its returned parameters."""
-    points = item["keypoints"]
-    if item["flipped"]:
-        points, _ = flip_keypoints(points, item["visibility"], input_size[1])
-    return crop_to_image(points, item["center"], item["scale"], item["rotation"], input_size)
-
-
-def test_dataset_item_types_and_shapes_collate():
-    dataset = TopDownDataset(make_samples(), input_size=(64, 48), heatmap_size=(16, 12))
-    batch = default_collate([dataset[0], dataset[1]])
-    expected = {
-        "image": ((2, 3, 64, 48), torch.float32),
-        "heatmaps": ((2, 17, 16, 12), torch.float32),
-        "target_weight": ((2, 17), torch.float32),
-        "keypoints": ((2, 17, 2), torch.float32),
-        "visibility": ((2, 17), torch.int64),
-        "keypoints_image": ((2, 17, 2), torch.float32),
-        "visibility_image": ((2, 17), torch.int64),
-        "center": ((2, 2), torch.float32),
-        "scale": ((2, 2), torch.float32),
-        "rotation": ((2,), torch.float32),
-        "flipped": ((2,), torch.bool),
-        "box": ((2, 4), torch.float32),
-        "area": ((2,), torch.float32),
-        "image_id": ((2,), torch.int64),
-        "annotation_id": ((2,), torch.int64),
-        "head_box": ((2, 4), torch.float32),
-    }
-    assert set(batch) == set(expected)
-    for key, (shape, dtype) in expected.items():
-        assert tuple(batch[key].shape) == shape and batch[key].dtype == dtype, key
-    assert batch["image_id"].tolist() == [100, 101]
-    without_head = TopDownDataset(make_samples(head_box=False), input_size=(64, 48), heatmap_size=(16, 12))
-    assert "head_box" not in without_head[0]
-
-
-def test_dataset_without_augmentation_is_the_plain_padded_box():
-    samples = make_samples()
-    dataset = TopDownDataset(samples, input_size=(64, 48), heatmap_size=(16, 12))
-    item = dataset[2]
-    center, scale = box_to_center_scale(samples[2]["box"], 48 / 64, 1.25)
-    np.testing.assert_allclose(item["center"], center)
-    np.testing.assert_allclose(item["scale"], scale)
-    assert item["rotation"] == 0 and not item["flipped"]
-    np.testing.assert_allclose(to_image(item), item["keypoints_image"], atol=1e-4)
-    np.testing.assert_allclose(item["keypoints_image"], samples[2]["keypoints"], atol=1e-5)
-    # the image is the warped crop, normalised the course's way
-    crop = warp_image(samples[2]["image"], center, scale, 0.0, (64, 48))
-    assert np.abs(tensor_to_image(item["image"]).astype(int) - crop).max() <= 1
-
-
-def test_dataset_targets_sit_on_the_crop_keypoints():
-    dataset = TopDownDataset(make_samples(), input_size=(64, 48), heatmap_size=(16, 12), augment=True, seed=1)
-    for index in range(len(dataset)):
-        item = dataset[index]
-        weight = item["target_weight"]
-        labelled = item["visibility"] > 0
-        np.testing.assert_array_equal(weight.numpy(), labelled.numpy().astype(np.float32))
-        assert not item["heatmaps"][~labelled].any()
-        decoded, _ = decode_argmax(item["heatmaps"][labelled])
-        assert (decoded * 4 - item["keypoints"][labelled]).abs().max() <= 2.0  # half a heatmap pixel = 2 px
-
-
-def test_dataset_with_augmentation_maps_back_through_the_returned_parameters():
-    dataset = TopDownDataset(make_samples(count=12), input_size=(64, 48), heatmap_size=(16, 12), augment=True, seed=2)
-    seen_flip = seen_rotation = False
-    for index in range(len(dataset)):
-        item = dataset[index]
-        seen_flip |= bool(item["flipped"])
-        seen_rotation |= bool(item["rotation"] != 0)
-        np.testing.assert_allclose(to_image(item), item["keypoints_image"], atol=1e-3)
-        # a flip swaps left and right; a joint cut off by the crop becomes 0
-        source = 6 if item["flipped"] else 5
-        assert int(item["visibility"][5]) in (0, int(item["visibility_image"][source]))
-    assert seen_flip and seen_rotation
-
-
-def test_joints_pushed_out_of_the_crop_get_visibility_and_weight_zero():
-    sample = make_samples(count=1)[0]
-    sample["keypoints"][3] = [155.0, 135.0]  # far outside the padded box
-    sample["visibility"][3] = 2
-    item = TopDownDataset([sample], input_size=(64, 48), heatmap_size=(16, 12))[0]
-    assert item["keypoints"][3, 0] > 48 and item["visibility"][3] == 0 and item["target_weight"][3] == 0
-    assert item["visibility_image"][3] == 2
-
-
-def test_augmentation_is_deterministic_per_seed_epoch_and_index():
-    samples = make_samples()
-    first = TopDownDataset(samples, input_size=(64, 48), heatmap_size=(16, 12), augment=True, seed=5)
-    second = TopDownDataset(samples, input_size=(64, 48), heatmap_size=(16, 12), augment=True, seed=5)
-    for index in (0, 3):
-        a, b = first[index], second[index]
-        for key in ("image", "heatmaps", "keypoints", "center", "scale", "rotation"):
-            assert torch.equal(a[key], b[key]), key
-    parameters = [first.crop_parameters(i, samples[i]["box"]) for i in range(len(samples))]
-    first.set_epoch(1)
-    changed = [first.crop_parameters(i, samples[i]["box"]) for i in range(len(samples))]
-    assert any(not np.allclose(p[1], q[1]) for p, q in zip(parameters, changed))
-    # the same items whatever the worker count
-    single = next(iter(DataLoader(second, batch_size=6, num_workers=0)))
-    double = next(iter(DataLoader(second, batch_size=6, num_workers=2, multiprocessing_context="fork")))
-    assert torch.equal(single["image"], double["image"]) and torch.equal(single["keypoints"], double["keypoints"])
-
-
-def test_dataset_bad_input():
-    samples = make_samples(count=1)
-    with pytest.raises(ValueError, match="input_size"):
-        TopDownDataset(samples, input_size=(64, -48))
-    with pytest.raises(ValueError, match="sigma must be a finite number > 0"):
-        TopDownDataset(samples, sigma=0)
-    with pytest.raises(ValueError, match="scale_factor must be in"):
-        TopDownDataset(samples, scale_factor=1.5)
-    with pytest.raises(ValueError, match="flip_prob must be in"):
-        TopDownDataset(samples, flip_prob=2)
-    with pytest.raises(TypeError, match="samples must be a sequence"):
-        TopDownDataset(42)
-    bad = dict(samples[0], image=samples[0]["image"].astype(np.float32))
-    with pytest.raises(TypeError, match=r"samples\[0\]\['image'\] must be uint8"):
-        TopDownDataset([bad])[0]
-    with pytest.raises(ValueError, match=r"samples\[0\]\['box'\] must have width and height > 0"):
-        TopDownDataset([dict(samples[0], box=[1, 2, 0, 5])])[0]
-    with pytest.raises(KeyError, match="box"):
-        TopDownDataset([{k: v for k, v in samples[0].items() if k != "box"}])[0]
-    with pytest.raises(ValueError, match=r"samples\[0\]\['visibility'\] must have shape \(17,\)"):
-        TopDownDataset([dict(samples[0], visibility=np.ones(16))])[0]
-
-
 # ----------------------------------------------------------------------------- bad input
 def test_bad_input_errors_name_the_argument():
     with pytest.raises(ValueError, match=r"box must have width and height > 0, got \[10.0, 10.0, 0.0, 5.0\]"):
@@ -400,9 +247,9 @@ def test_bad_input_errors_name_the_argument():
         box_to_center_scale([0, 0, 10, -1], 0.75)
     with pytest.raises(ValueError, match="aspect_ratio must be a finite number > 0"):
         box_to_center_scale([0, 0, 10, 10], 0)
-    with pytest.raises(ValueError, match=r"output_size must be \(H, W\)"):
+    with pytest.raises(ValueError, match=r"output_hw must be a pair \(H, W\)"):
         get_affine_transform([0, 0], [10, 10], 0, (0, 48))
-    with pytest.raises(ValueError, match="scale must be > 0"):
+    with pytest.raises(ValueError, match="scale_wh must be > 0"):
         get_affine_transform([0, 0], [10, 0], 0, (64, 48))
     with pytest.raises(ValueError, match="center contains NaN"):
         get_affine_transform([np.nan, 0], [10, 10], 0, (64, 48))
@@ -422,3 +269,13 @@ def test_bad_input_errors_name_the_argument():
         cascade_crop_box([0.0, 0.0], 0.0, 1.0)
     with pytest.raises(ValueError, match="pair must index two of the 10 keypoints"):
         torso_diameter(np.zeros((10, 2)))
+
+
+def test_one_crop_box_in_the_library_and_the_input_box_beside_it():
+    from course_lib import geometry, losses
+
+    assert geometry.input_box((96, 64)) == [0.0, 0.0, 64.0, 96.0]  # (H, W) in, a COCO box [x, y, w, h] out
+    np.testing.assert_allclose(normalize_to_box([[32.0, 48.0]], geometry.input_box((96, 64))), [[0.0, 0.0]])
+    assert not hasattr(losses, "crop_box")  # geometry.crop_box cuts an image; nothing else has that name
+    with pytest.raises(TypeError, match=r"input_hw must be a pair \(H, W\)"):
+        geometry.input_box(96)

@@ -20,7 +20,7 @@ def gaussian_target(keypoint, visibility, heatmap_size, sigma, *, rounded=True, 
     x, y = (keypoint[1], keypoint[0]) if swap else (keypoint[0], keypoint[1])
     mu_x, mu_y = (int(x + 0.5), int(y + 0.5)) if rounded else (x, y)
     radius = 3 * sigma
-    on_map = mu_x + radius >= 0 and mu_x - radius <= width - 1 and mu_y + radius >= 0 and mu_y - radius <= height - 1
+    on_map = all(int(mu - radius) < size and int(mu + radius + 1) >= 0 for mu, size in ((mu_x, width), (mu_y, height)))
     if (use_visibility and visibility <= 0) or not on_map:
         return np.zeros((height, width)), 0.0
     u, v = np.arange(width)[None, :], np.arange(height)[:, None]
@@ -41,14 +41,15 @@ def decode_argmax(maps, *, swap=False, wrong_unravel=False, integer=False):
     return (points if integer else points.astype(float)), maps.reshape(k, -1).max(axis=1)
 
 
-def quarter_offset(maps, keypoints, *, step=0.25, clamp_border=False):
+def quarter_offset(maps, keypoints, *, step=0.25, clamp_border=False, per_axis=False):
     height, width = maps.shape[-2:]
     refined = np.array(keypoints, dtype=float)
     for k, (u, v) in enumerate(np.asarray(keypoints).astype(int)):
-        if clamp_border or 0 < u < width - 1:
+        inside = 1 < u < width - 1 and 1 < v < height - 1  # HRNet's rule: both axes at once
+        if clamp_border or (0 < u < width - 1 if per_axis else inside):
             right, left = maps[k, v, min(u + 1, width - 1)], maps[k, v, max(u - 1, 0)]
             refined[k, 0] += step * np.sign(right - left)
-        if clamp_border or 0 < v < height - 1:
+        if clamp_border or (0 < v < height - 1 if per_axis else inside):
             below, above = maps[k, min(v + 1, height - 1), u], maps[k, max(v - 1, 0), u]
             refined[k, 1] += step * np.sign(below - above)
     return refined
@@ -133,6 +134,11 @@ def test_decode_argmax_wrong_unravel_gets_its_hint():
 )
 def test_quarter_offset_mistakes(check, mistake, hint):
     assert_check_fails(check, lambda maps, points: quarter_offset(maps, points, **mistake), hint)
+
+
+def test_quarter_offset_with_a_per_axis_border_rule_gets_its_hint():
+    assert_check_fails(checks.hidden_quarter_offset, lambda maps, points: quarter_offset(maps, points, per_axis=True),
+                       "both at once")
 
 
 def test_quarter_offset_stepping_on_the_border_fails():

@@ -27,7 +27,7 @@ def good_results(heatmap_points, keypoint_scores, pose_scores, centers, scales, 
 
 
 def good_nms(keypoints, scores, areas, threshold, sigmas=COCO_SIGMAS):
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], -i))  # equal scores: the later pose first
     keep = []
     while order:
         best = order.pop(0)
@@ -161,6 +161,13 @@ def test_nms_with_sigma_for_k_gets_the_constant_hint():
 def test_nms_with_the_best_pose_area_fails_the_hidden_check_with_its_hint():
     assert_check_fails(ch09.hidden_oks_nms, lambda k, s, a, t, sig=COCO_SIGMAS: ch09._nms_loop(k, s, a, t, sig, area="best"),
                        "mean of their two areas")
+
+
+def test_nms_keeping_the_earlier_of_equal_scores_gets_the_tie_hint():
+    def earlier_first(keypoints, scores, areas, threshold, sigmas=COCO_SIGMAS):
+        return good_nms(keypoints, np.asarray(scores, float) - 1e-9 * np.arange(len(scores)), areas, threshold, sigmas)
+
+    assert_check_fails(ch09.hidden_oks_nms, earlier_first, "later pose first")
 
 
 def test_nms_returning_the_kept_poses_in_index_order_is_caught():

@@ -71,15 +71,34 @@ def test_msra_rounds_like_the_official_int():
     assert heatmaps[0, 0, 5, 0] == 1.0
 
 
-def test_weights_follow_visibility_and_the_window():
-    keypoints = np.array([[[20, 20], [20, 20], [20, 20], [-7, 5], [-8, 5], [53, 5], [54, 5], [5, 69], [5, 70]]], float)
-    visibility = np.array([[0, 1, 2, 2, 2, 2, 2, 2, 2]])
+def test_weights_follow_visibility_and_the_official_window_test():
+    keypoints = np.array([[[20, 20], [20, 20], [20, 20], [-7, 5], [-8, 5], [-9, 5], [53, 5], [54, 5], [5, 69],
+                           [5, 70]]], float)
+    visibility = np.array([[0, 1, 2, 2, 2, 2, 2, 2, 2, 2]])
     heatmaps, weights = gaussian_heatmaps(keypoints, visibility, HEATMAP_SIZE, 2.0)
-    # v=0 -> 0; hidden (v=1) and visible -> 1; x = -7 -> mu = -6, window [-12, 0] touches column 0;
-    # x = -8 -> mu = -7, window [-13, -1] misses; x = 53 -> window [47, 59] touches 47; 54 misses; same in y
-    np.testing.assert_array_equal(weights[0], [0, 1, 1, 1, 0, 1, 0, 1, 0])
-    assert not heatmaps[0, 0].any() and not heatmaps[0, 4].any() and not heatmaps[0, 6].any()
+    # v=0 -> 0; hidden (v=1) and visible -> 1.  HRNet's generate_target: ul = int(mu - 6), br = int(mu + 7),
+    # weight 0 when ul >= W or br < 0.  x = -7 -> mu = int(-6.5) = -6, window [-12, 0] touches column 0;
+    # x = -8 -> mu = -7, br = int(0) = 0: weight 1 although the window [-13, -1] holds no pixel (an empty map);
+    # x = -9 -> mu = -8, br = -1: weight 0; x = 53 -> ul = 47 < 48: 1; 54 -> ul = 48: 0; same in y (H = 64)
+    np.testing.assert_array_equal(weights[0], [0, 1, 1, 1, 1, 0, 1, 0, 1, 0])
+    assert not heatmaps[0, 0].any() and not heatmaps[0, 4].any() and not heatmaps[0, 5].any()
     assert heatmaps[0, 3, 5, 0] == pytest.approx(math.exp(-36 / 8), rel=1e-6)
+    loop_maps, loop_weights = gaussian_heatmaps_loop(keypoints, visibility, HEATMAP_SIZE, 2.0)
+    np.testing.assert_array_equal(loop_weights, weights)
+    np.testing.assert_allclose(loop_maps, heatmaps, rtol=1e-5, atol=1e-7)
+
+
+def test_unbiased_weights_follow_darks_test_on_the_float_centre():
+    # DARK's adjust_target_weight: br = int(x + 3 sigma + 1) < 0 -> weight 0, so weight 1 down to x > -8 at sigma 2,
+    # and the untruncated Gaussian's tail lies on the map (x = -6.5 on a 48-wide map: weight 1, not an empty map)
+    keypoints = np.array([[[-6.5, 5], [-7.9, 5], [-8.0, 5], [53.9, 5], [54.0, 5]]])
+    heatmaps, weights = gaussian_heatmaps(keypoints, np.full((1, 5), 2), HEATMAP_SIZE, 2.0, unbiased=True)
+    np.testing.assert_array_equal(weights[0], [1, 1, 0, 1, 0])  # right side: ul = int(x - 6) >= 48 -> 0
+    assert heatmaps[0, 0, 5, 0] == pytest.approx(math.exp(-(6.5**2) / 8), rel=1e-5)
+    assert not heatmaps[0, 2].any() and not heatmaps[0, 4].any()
+    loop_maps, loop_weights = gaussian_heatmaps_loop(keypoints, np.full((1, 5), 2), HEATMAP_SIZE, 2.0, unbiased=True)
+    np.testing.assert_array_equal(loop_weights, weights)
+    np.testing.assert_allclose(loop_maps, heatmaps, rtol=1e-5, atol=1e-7)
 
 
 def test_unbiased_target_peaks_at_the_float_position():
@@ -236,6 +255,114 @@ def test_quarter_offset_by_hand():
     np.testing.assert_allclose(decode_quarter_offset(corner)[0][0, 0], [4.0, 0.0])
 
 
+def _hrnet_quarter_offset(maps: np.ndarray) -> np.ndarray:
+    """HRNet's get_final_preds post-processing (lib/core/inference.py), restated: (K, H, W) -> (K, 2)."""
+    coords = []
+    for hm in maps:
+        py, px = np.unravel_index(np.argmax(hm), hm.shape)
+        x, y = float(px), float(py)
+        if 1 < px < hm.shape[1] - 1 and 1 < py < hm.shape[0] - 1:
+            x += 0.25 * np.sign(hm[py][px + 1] - hm[py][px - 1])
+            y += 0.25 * np.sign(hm[py + 1][px] - hm[py - 1][px])
+        coords.append([x, y])
+    return np.array(coords)
+
+
+def test_quarter_offset_follows_hrnet_on_the_border_rows_and_columns():
+    rng = np.random.default_rng(21)
+    maps = rng.uniform(0, 0.1, (400, 7, 6))
+    rows, cols = rng.integers(0, 7, 400), rng.integers(0, 6, 400)  # peaks everywhere, the border included
+    maps[np.arange(400), rows, cols] = 1.0
+    np.testing.assert_array_equal(decode_quarter_offset(maps)[0], _hrnet_quarter_offset(maps))
+    peak = np.zeros((1, 6, 6))
+    peak[0, 1, 0], peak[0, 2, 0], peak[0, 1, 1] = 1.0, 0.5, 0.5  # the issue's peak at (0, 1): not moved
+    np.testing.assert_array_equal(decode_quarter_offset(peak)[0], [[0.0, 1.0]])
+
+
+def test_quarter_offset_differs_from_mmposes_per_axis_rule_only_near_the_border():
+    # MMPose's refine_keypoints steps x whenever 1 < x < W - 1, even in row 1; HRNet (and the course) do not
+    maps = np.zeros((1, 8, 8))
+    maps[0, 1, 4], maps[0, 1, 5] = 1.0, 0.6
+    np.testing.assert_array_equal(decode_quarter_offset(maps)[0], [[4.0, 1.0]])  # MMPose: (4.25, 1.0)
+    maps = np.zeros((1, 8, 8))
+    maps[0, 4, 4], maps[0, 4, 5], maps[0, 3, 4] = 1.0, 0.6, 0.4
+    np.testing.assert_array_equal(decode_quarter_offset(maps)[0], [[4.25, 3.75]])  # inside: both agree
+
+
+def test_the_dark_docstrings_say_how_opencv_chooses_its_kernel():
+    import cv2
+
+    k = dark_kernel_size(2.0)
+    sigma = 0.3 * ((k - 1) / 2 - 1) + 0.8  # what OpenCV derives for k >= 11
+    offsets = np.arange(k) - k // 2
+    gaussian = np.exp(-(offsets**2) / (2 * sigma**2))
+    np.testing.assert_allclose(cv2.getGaussianKernel(k, 0).ravel(), gaussian / gaussian.sum(), atol=1e-12)
+    np.testing.assert_array_equal(cv2.getGaussianKernel(5, 0).ravel(), np.array([1, 4, 6, 4, 1]) / 16)  # a table
+    for documented in (decode_dark, dark_kernel_size):
+        assert "k <= 9" in documented.__doc__ and "binomial" in documented.__doc__
+
+
+# ----------------------------------------------------------------------------- the decoder table and the codec
+def test_one_decoder_table_serves_prediction_and_the_widgets():
+    from course_lib import heatmaps, training
+
+    assert training.DECODERS is heatmaps.DECODERS and list(heatmaps.DECODERS) == [
+        "argmax", "quarter_offset", "dark", "soft_argmax"]
+    maps = np.random.default_rng(3).random((2, 3, 8, 6)).astype(np.float32)
+    soft, _ = heatmaps.decode_heatmaps(maps, "soft_argmax")
+    np.testing.assert_array_equal(soft, soft_argmax(maps, temperature=heatmaps.SOFT_ARGMAX_TEMPERATURE)[0])
+    dark, _ = heatmaps.decode_heatmaps(maps, "dark", sigma=3.0)
+    np.testing.assert_array_equal(dark, decode_dark(maps, sigma=3.0)[0])
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        heatmaps.decode_heatmaps(maps, "median")
+
+
+def test_codec_encode_then_decode_returns_input_pixels():
+    from course_lib.heatmaps import HeatmapCodec
+
+    codec = HeatmapCodec((256, 192), (64, 48), sigma=2.0, target="unbiased", decoder="dark")
+    assert codec.stride == (4.0, 4.0)
+    keypoints = np.array([[[101.3, 57.9], [20.0, 230.5]]])
+    heatmaps, weights = codec.encode(keypoints, np.array([[2, 1]]))
+    expected, _ = gaussian_heatmaps(keypoints / 4, [[2, 1]], (64, 48), 2.0, unbiased=True)
+    np.testing.assert_array_equal(heatmaps, expected)
+    np.testing.assert_array_equal(weights, [[1, 1]])
+    decoded, scores = codec.decode(heatmaps)
+    np.testing.assert_allclose(decoded, keypoints, atol=0.05)  # DARK on exact unbiased targets
+    assert scores.shape == (1, 2)
+
+
+def test_codec_strides_are_per_axis_and_x_first():
+    from course_lib.heatmaps import HeatmapCodec
+
+    codec = HeatmapCodec((64, 96), (32, 24), sigma=1.0, decoder="argmax")
+    assert codec.stride == (4.0, 2.0)  # (s_x, s_y) = (96 / 24, 64 / 32)
+    heatmaps, _ = codec.encode(np.array([[40.0, 20.0]]), np.array([2]))
+    assert np.unravel_index(np.argmax(heatmaps[0]), heatmaps[0].shape) == (10, 10)  # row y / s_y, column x / s_x
+    np.testing.assert_array_equal(codec.decode(heatmaps[None])[0], [[[40.0, 20.0]]])
+
+
+def test_codec_checks_its_arguments_and_its_input():
+    from course_lib.heatmaps import HeatmapCodec
+
+    with pytest.raises(ValueError, match="target must be one of"):
+        HeatmapCodec((64, 48), (16, 12), target="gaussian")
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        HeatmapCodec((64, 48), (16, 12), decoder="median")
+    with pytest.raises(TypeError, match=r"heatmap_size must be a pair \(H, W\)"):
+        HeatmapCodec((64, 48), 16)
+    with pytest.raises(ValueError, match=r"heatmaps must be \(16, 12\) \(H, W\)"):
+        HeatmapCodec((64, 48), (16, 12)).decode(np.zeros((1, 17, 12, 16)))
+
+
+def test_grmi_strides_are_given_x_first():
+    keypoints = np.array([[[16.0, 24.0]]])
+    heatmaps, offsets, _ = grmi_targets(keypoints, [[2]], (8, 12), radius=1.0, stride=(2, 4))  # s_x = 2, s_y = 4
+    assert np.argwhere(heatmaps[0, 0]).tolist() == [[6, 8]]  # row v = 24 / 4, column u = 16 / 2
+    decoded, _ = decode_grmi(heatmaps, offsets, (2, 4), 1.0, method="argmax")
+    np.testing.assert_allclose(decoded[0, 0], [16.0, 24.0])
+
+
 # ----------------------------------------------------------------------------- flip-back
 def test_flip_twice_is_identity_and_swaps_pairs():
     rng = np.random.default_rng(6)
@@ -336,11 +463,11 @@ def test_bad_input_errors_name_the_argument():
         gaussian_heatmaps(keypoints, visibility, HEATMAP_SIZE, 0)
     with pytest.raises(ValueError, match="sigma"):
         gaussian_heatmaps_loop(keypoints, visibility, HEATMAP_SIZE, -1.0)
-    with pytest.raises(ValueError, match=r"heatmap_size must be \(H, W\) with two positive integers, got \(64, 0\)"):
+    with pytest.raises(ValueError, match=r"heatmap_size must be a pair \(H, W\) of positive integers, got \(64, 0\)"):
         gaussian_heatmaps(keypoints, visibility, (64, 0), 2.0)
-    with pytest.raises(ValueError, match="heatmap_size"):
+    with pytest.raises(TypeError, match="heatmap_size"):  # a size is a whole number of pixels
         gaussian_heatmaps(keypoints, visibility, (64, 48.5), 2.0)
-    with pytest.raises(ValueError, match="heatmap_size"):
+    with pytest.raises(TypeError, match="heatmap_size"):
         gaussian_heatmaps(keypoints, visibility, 64, 2.0)
     with pytest.raises(ValueError, match=r"keypoints must have shape \(\.\.\., \?, 2\), got \(1, 17, 3\)"):
         gaussian_heatmaps(np.zeros((1, 17, 3)), visibility, HEATMAP_SIZE, 2.0)

@@ -79,3 +79,22 @@ def test_conversion_rejects_bad_input():
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         kp.convert_keypoints(bad, np.zeros(17), "coco", "lsp")
+
+
+# --------------------------------------------------------------------------- flip pairs that do not fit
+def test_flip_pairs_that_do_not_fit_the_keypoints_are_named():
+    from course_lib.geometry import flip_keypoints
+    from course_lib.heatmaps import flip_heatmaps
+
+    np.testing.assert_array_equal(kp.flip_permutation(5, [(1, 2), (3, 4)]), [0, 2, 1, 4, 3])
+    message = r"flip_pairs\[7\] must be a pair \(left, right\) of integers from 0 to 15, got \(15, 16\).*K = 16"
+    with pytest.raises(ValueError, match=message):  # COCO's pairs on a 16-joint MPII pose
+        kp.flip_permutation(16, kp.COCO_FLIP_PAIRS)
+    with pytest.raises(ValueError, match=message):
+        flip_heatmaps(np.zeros((1, 16, 4, 4)), kp.COCO_FLIP_PAIRS)
+    with pytest.raises(ValueError, match=message):
+        flip_keypoints(np.zeros((16, 2)), np.ones(16), 10, kp.COCO_FLIP_PAIRS)
+    with pytest.raises(ValueError, match=r"flip_pairs\[1\] = \(2, 3\) .*at most one"):
+        kp.flip_permutation(5, [(1, 2), (2, 3)])
+    with pytest.raises(ValueError, match=r"flip_pairs\[0\]"):
+        kp.flip_permutation(5, [(1, 1.5)])

@@ -317,9 +317,13 @@ def test_oks_rejects_bad_input():
 
 # --------------------------------------------------------------------------- NMS and rescoring
 def _official_oks_nms(keypoints, scores, areas, threshold, keypoint_scores=None, in_vis_thre=None):
-    """The loop of the SimpleBaseline/HRNet nms.py, restated (stable order among ties)."""
+    """The loop of the SimpleBaseline/HRNet nms.py, restated: ``order = scores.argsort()[::-1]``.
+
+    (With the NumPy of the official code, argsort kept equal scores in index order; the
+    reversal then puts the later pose first among ties.)
+    """
     variances = (COCO_SIGMAS * 2) ** 2
-    order = list(np.argsort(-scores, kind="stable"))
+    order = list(np.argsort(scores, kind="stable")[::-1])
     keep = []
     while order:
         i, rest = order[0], order[1:]
@@ -367,3 +371,44 @@ def test_grmi_rescore_multiplies_the_box_score_by_the_mean_confident_keypoint_sc
     np.testing.assert_allclose(grmi_rescore(box, keypoint_scores, threshold=0.2), [0.56, 0.0])
     with pytest.raises(ValueError, match="keypoint_scores must have shape"):
         grmi_rescore(box, keypoint_scores[:1])
+
+
+# --------------------------------------------------------------------------- the reference implementations' exact rules
+def test_pckh_at_an_exact_tie_counts_as_hrnets_mpii_evaluation_does():
+    # 0.6 * sqrt(72^2 + 75^2) as np.linalg.norm computes it; d / s is then exactly 0.5 (np.hypot: 0.5000000000000001)
+    gt = np.zeros((1, 1, 2))
+    pred = np.array([[[31.18990221209422, 0.0]]])
+    head = np.array([[10.0, 20.0, 72.0, 75.0]])
+    hrnet_scale = np.linalg.norm(head[:, 2:], axis=1) * 0.6
+    assert 31.18990221209422 / hrnet_scale[0] <= 0.5  # lib/dataset/mpii.py: scaled_uv_err <= threshold
+    assert pckh(pred, gt, [[2]], head, 0.5).mean == 1.0
+    np.testing.assert_array_equal(head_size(head), hrnet_scale)
+
+
+def test_pck_divides_the_distance_by_the_normaliser_before_comparing():
+    # with the box diagonal of 104 x 37, d / s = 0.2000000000000001 > 0.2 although d <= 0.2 * s
+    diagonal = box_diagonal([[0, 0, 104, 37]])
+    d = 22.07713749560844
+    assert d / diagonal[0] > 0.2 and d <= 0.2 * diagonal[0]
+    pred, gt = np.array([[[d, 0.0]]]), np.zeros((1, 1, 2))
+    assert pck(pred, gt, [[2]], diagonal, 0.2).mean == 0.0
+    assert pdj(pred, gt, [[2]], diagonal, 0.2).mean == 0.0
+
+
+def test_visibility_flags_other_than_0_1_2_are_an_error_not_a_labelled_joint():
+    pred = gt = np.zeros((1, 3, 2))
+    with pytest.raises(ValueError, match=r"visible must hold COCO visibility flags 0, 1 or 2.*got 7 at index \(0, 1\)"):
+        pck(pred, gt, [[2, 7, 0]], [10.0], 0.2)
+    with pytest.raises(ValueError, match="visible must hold COCO visibility flags"):
+        pcp(pred, gt, [[2, -1, 0]], [(0, 1)])
+    assert pck(pred, gt, [[True, False, True]], [10.0], 0.2).mean == 1.0
+
+
+def test_oks_nms_keeps_the_later_of_equal_scores_first_as_the_official_code():
+    a = np.random.default_rng(3).uniform(100, 200, (17, 2))
+    poses = np.stack([a, a + 0.5, a + 300.0, a + 300.2])
+    keep = oks_nms(poses, np.array([0.8, 0.8, 0.6, 0.6]), np.full(4, 5000.0), threshold=0.9)
+    assert keep.tolist() == [1, 3]  # order = scores.argsort()[::-1]: pose 1 before pose 0, 3 before 2
+    keep = oks_nms(poses[:2], np.array([0.8, 0.8]), np.full(2, 5000.0), threshold=0.9, keypoint_scores=np.ones((2, 17)),
+                   keypoint_threshold=0.5)
+    assert keep.tolist() == [1]

@@ -35,7 +35,7 @@ from course_lib.models import (
     list_models,
 )
 from course_lib.models.hourglass import StackedHourglass
-from course_lib.models.resnet import resnet
+from course_lib.models.resnet import resnet_by_depth
 from course_lib.models.simple_baseline import simple_baseline_tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -209,7 +209,7 @@ def test_paper_presets_have_the_exact_parameter_count_of_the_official_layout(mod
 
 @pytest.mark.parametrize("depth", sorted(TORCHVISION_RESNET_PARAMS))
 def test_resnets_match_torchvision_parameter_counts_and_names(depth):
-    model = resnet(depth, num_classes=1000)
+    model = resnet_by_depth(depth, num_classes=1000)
     assert count_parameters(model) == TORCHVISION_RESNET_PARAMS[depth]
     keys = set(model.state_dict())
     # torchvision's names, so that ImageNet weights load by name.
@@ -427,7 +427,7 @@ def test_build_rejects_bad_arguments():
         build("hrnet_tiny", depth=3)
     with pytest.raises(ValueError, match="num_keypoints must be a positive integer"):
         build("hrnet_tiny", num_keypoints=0)
-    with pytest.raises(ValueError, match="input_size must be a pair"):
+    with pytest.raises(TypeError, match=r"input_size must be a pair \(H, W\)"):
         build("hrnet_tiny", input_size=(96,))
     with pytest.raises(ValueError, match=r"input_size \(100, 64\) of hrnet_tiny must be multiples of 32"):
         build("hrnet_tiny", input_size=(100, 64))
@@ -488,3 +488,38 @@ def test_constructors_reject_bad_settings():
         DeepPose(dropout=1.0)
     with pytest.raises(ValueError, match="odd"):
         build("cpm_tiny").__class__(stage_kernel=4)
+
+
+# --------------------------------------------------------------------------- names: no function hides a module
+@pytest.mark.parametrize("name", ["complexity", "cpm", "deeppose", "hourglass", "hrnet", "resnet", "simple_baseline"])
+def test_a_family_name_is_its_module_whichever_way_it_is_imported(name):
+    import importlib
+    import types
+
+    import course_lib.models as package
+
+    module = importlib.import_module(f"course_lib.models.{name}")
+    assert isinstance(getattr(package, name), types.ModuleType) and getattr(package, name) is module
+
+
+def test_presets_are_named_after_what_they_build():
+    from course_lib import models
+
+    assert models.build("cpm").name == models.cpm_paper().name == "cpm"
+    assert models.build("deeppose").name == models.deeppose_paper().name == "deeppose"
+    assert models.simple_baseline_resnet(50).name == "simplebaseline_r50"
+    assert models.resnet_by_depth(18, num_classes=10).fc.out_features == 10
+    assert models.measure_complexity is models.complexity.measure_complexity
+
+
+def test_simple_baseline_and_hrnet_share_the_official_initialisation():
+    from course_lib.models.initialization import init_official
+
+    torch.manual_seed(0)
+    hrnet = build("hrnet_tiny")
+    head = build("simplebaseline_tiny")
+    for conv in (hrnet.final_layer, head.final_layer, head.deconv_layers[0]):
+        assert abs(float(conv.weight.detach().std()) - 0.001) < 2e-4
+    layer = torch.nn.Conv2d(3, 8, 3)
+    init_official([layer])
+    assert abs(float(layer.weight.detach().std()) - 0.001) < 3e-4 and float(layer.bias.detach().abs().max()) == 0.0

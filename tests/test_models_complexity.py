@@ -1,4 +1,4 @@
-"""complexity(), measure_latency(), measure_training_speed(): counts checked by hand and against the HRNet paper."""
+"""measure_complexity(), measure_latency(), measure_training_speed(): counts checked by hand and against the HRNet paper."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.models import build, complexity, measure_latency, measure_training_speed
+from course_lib.models import build, measure_complexity, measure_latency, measure_training_speed
 from course_lib.models.complexity import paper_gflops_rule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -23,7 +23,7 @@ def truncate(value: float, decimals: int = 1) -> float:
 
 def test_conv2d_macs_and_paper_rule_agree_with_the_hand_count():
     model = nn.Sequential(nn.Conv2d(3, 8, kernel_size=3, stride=2, padding=1))
-    result = complexity(model, (16, 12))
+    result = measure_complexity(model, (16, 12))
     # Output 8 x 6 pixels; each needs 8 channels * 3 * 3 * 3 multiply-adds.
     assert result["macs"] == 8 * 6 * 8 * 3 * 3 * 3
     assert result["paper_gflops"] * 1024**3 == 8 * 6 * 8 * 3 * 3 * 3
@@ -32,7 +32,7 @@ def test_conv2d_macs_and_paper_rule_agree_with_the_hand_count():
 
 def test_transposed_convolution_is_over_counted_by_stride_squared_in_the_paper_rule():
     model = nn.Sequential(nn.ConvTranspose2d(3, 6, kernel_size=4, stride=2, padding=1, bias=False))
-    result = complexity(model, (5, 7))
+    result = measure_complexity(model, (5, 7))
     # True work: every input pixel (5 * 7) meets the whole 3 x 6 x 4 x 4 kernel.
     true_macs = 5 * 7 * 3 * 6 * 4 * 4
     assert result["macs"] == true_macs
@@ -42,7 +42,7 @@ def test_transposed_convolution_is_over_counted_by_stride_squared_in_the_paper_r
 
 def test_linear_layer_counts():
     model = nn.Sequential(nn.Conv2d(3, 2, kernel_size=1, bias=False), nn.Flatten(), nn.Linear(2 * 4 * 4, 10))
-    result = complexity(model, (4, 4))
+    result = measure_complexity(model, (4, 4))
     expected = 16 * 2 * 3 + 32 * 10
     assert result["macs"] == expected
     assert result["paper_gflops"] * 1024**3 == expected
@@ -59,9 +59,9 @@ def test_paper_rule_ignores_layers_without_multiply_adds():
 @pytest.fixture(scope="module")
 def table():
     torch.manual_seed(0)
-    rows = {"hrnet_w32": complexity(build("hrnet_w32"), (256, 192))}  # a real forward pass
+    rows = {"hrnet_w32": measure_complexity(build("hrnet_w32"), (256, 192))}  # a real forward pass
     with torch.device("meta"):  # shapes only (test_meta_device_counts_equal_real_counts shows it is the same)
-        rows["simplebaseline_r50"] = complexity(build("simplebaseline_r50"), (256, 192))
+        rows["simplebaseline_r50"] = measure_complexity(build("simplebaseline_r50"), (256, 192))
     return rows
 
 
@@ -94,36 +94,36 @@ def test_the_rest_of_the_papers_table_on_the_meta_device():
     # Counting needs shapes only: models built on the "meta" device run without memory or arithmetic.
     with torch.device("meta"):
         models = {name: build(name) for name in ["hrnet_w48", "simplebaseline_r152", "hourglass_8", "hrnet_w32"]}
-    assert round(complexity(models["hrnet_w48"], (256, 192))["paper_gflops"], 1) == 14.6
-    assert round(complexity(models["hrnet_w48"], (384, 288))["paper_gflops"], 1) == 32.9
-    assert round(complexity(models["hrnet_w32"], (384, 288))["paper_gflops"], 1) == 16.0
-    assert round(complexity(models["hourglass_8"], (256, 192))["paper_gflops"], 1) == 14.3
-    assert abs(complexity(models["simplebaseline_r152"], (256, 192))["paper_gflops"] - 15.7) < 0.1
+    assert round(measure_complexity(models["hrnet_w48"], (256, 192))["paper_gflops"], 1) == 14.6
+    assert round(measure_complexity(models["hrnet_w48"], (384, 288))["paper_gflops"], 1) == 32.9
+    assert round(measure_complexity(models["hrnet_w32"], (384, 288))["paper_gflops"], 1) == 16.0
+    assert round(measure_complexity(models["hourglass_8"], (256, 192))["paper_gflops"], 1) == 14.3
+    assert abs(measure_complexity(models["simplebaseline_r152"], (256, 192))["paper_gflops"] - 15.7) < 0.1
 
 
 def test_meta_device_counts_equal_real_counts(table):
     with torch.device("meta"):
         model = build("hrnet_w32")
-    assert complexity(model, (256, 192)) == table["hrnet_w32"]
+    assert measure_complexity(model, (256, 192)) == table["hrnet_w32"]
 
 
 def test_complexity_leaves_the_model_as_it_was():
     model = build("hrnet_tiny").train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    complexity(model, (64, 64))
+    measure_complexity(model, (64, 64))
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_complexity_rejects_bad_input():
     with pytest.raises(TypeError, match="input_size must be a pair"):
-        complexity(build("hrnet_tiny"), 64)
+        measure_complexity(build("hrnet_tiny"), 64)
     with pytest.raises(ValueError, match="input_size must be a pair"):
-        complexity(build("hrnet_tiny"), (0, 64))
+        measure_complexity(build("hrnet_tiny"), (0, 64))
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
-        complexity("hrnet_tiny", (64, 64))
+        measure_complexity("hrnet_tiny", (64, 64))
     with pytest.raises(ValueError, match="not a multiple of 32"):
-        complexity(build("hrnet_tiny"), (64, 48))
+        measure_complexity(build("hrnet_tiny"), (64, 48))
 
 
 # ---------------------------------------------------------------- latency and training speed
@@ -151,14 +151,14 @@ def test_measure_training_speed_leaves_batchnorm_statistics_alone():
 
 def test_latency_rejects_bad_arguments():
     model = build("hrnet_tiny")
-    with pytest.raises(ValueError, match="batch must be an integer >= 1"):
+    with pytest.raises(ValueError, match="batch must be a positive integer"):
         measure_latency(model, (64, 64), batch=0)
-    with pytest.raises(ValueError, match="repeats must be an integer >= 1"):
+    with pytest.raises(ValueError, match="repeats must be a positive integer"):
         measure_latency(model, (64, 64), repeats=0)
     with pytest.raises(ValueError, match="device type must be one of"):
         measure_latency(model, (64, 64), device="meta")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="cuda"):
             measure_latency(model, (64, 64), device="cuda")
-    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
         measure_training_speed(model, (64, 64), steps=0)

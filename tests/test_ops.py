@@ -303,9 +303,9 @@ def test_bad_input_is_rejected_with_a_clear_error(op):
         op(features.numpy(), good, 2)
     with pytest.raises(TypeError, match="features must be a floating-point tensor"):
         op(features.long(), good, 2)
-    with pytest.raises(ValueError, match="output_size must hold positive integers"):
+    with pytest.raises(ValueError, match=r"output_size must be a pair \(h, w\) of positive integers"):
         op(features, good, (0, 2))
-    with pytest.raises(ValueError, match="output_size must be an int or a pair"):
+    with pytest.raises(TypeError, match=r"output_size must be a pair \(h, w\)"):
         op(features, good, (2, 2, 2))
     with pytest.raises(ValueError, match="spatial_scale must be a finite number > 0"):
         op(features, good, 2, 0.0)
@@ -401,3 +401,30 @@ def test_agrees_with_torchvision_ops(torchvision_python, tmp_path):
                 ours = roi_align(feats, boxes, size, scale, ratio, aligned).numpy()
                 key = f"align_{name}_{scale}_{size}_{ratio}_{aligned}"
                 np.testing.assert_allclose(ours, reference[key], atol=1e-5, rtol=0, err_msg=key)
+
+
+# --------------------------------------------------------------------------- torchvision's rules for bad values
+def test_roi_pool_skips_nan_cells_as_torchvision_does():
+    features = torch.arange(32.0).view(1, 2, 4, 4)
+    features[0, 0, 1, 1] = float("nan")  # in bin (0, 0), not its maximum: skipped
+    features[0, 1, 2:, 2:] = float("nan")  # a whole bin of NaN: torchvision's starting value -FLT_MAX
+    features[0, 1, 3, 0] = float("-inf")
+    rois = torch.tensor([[0.0, 0.0, 0.0, 3.0, 3.0]])
+    expected = torch.tensor([[[[4.0, 7.0], [13.0, 15.0]], [[21.0, 23.0], [29.0, -3.4028234663852886e38]]]])
+    expected[0, 0, 1, 1] = 15.0
+    torch.testing.assert_close(roi_pool(features, rois, 2), expected)
+    torch.testing.assert_close(roi_pool_loop(features, rois, 2), expected)
+    leaf = features.clone().requires_grad_(True)
+    roi_pool(leaf, rois, 2).sum().backward()
+    assert leaf.grad[0, 1, 2:, 2:].sum() == 0 and leaf.grad[0, 0, 1, 0] == 1  # no gradient to a NaN bin
+
+
+def test_a_fractional_sampling_ratio_is_an_error_not_truncated():
+    features = torch.rand(1, 1, 8, 8)
+    rois = torch.tensor([[0.0, 1.0, 1.0, 6.0, 6.0]])
+    for op in (roi_align, roi_align_loop):
+        with pytest.raises(TypeError, match="sampling_ratio must be an integer, got 2.7"):
+            op(features, rois, 2, 1.0, 2.7)
+    with pytest.raises(TypeError, match="sampling_ratio must be an integer"):
+        roi_align_sampling_points([1.0, 1.0, 6.0, 6.0], 2, 1.0, 2.5)
+    torch.testing.assert_close(roi_align(features, rois, 2, 1.0, 2), roi_align_loop(features, rois, 2, 1.0, 2))

@@ -99,13 +99,75 @@ def test_resume_after_kill_gives_the_same_weights(tiny_split, tmp_path):
     """)
     killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert killed.returncode == 17, killed.stderr
-    saved = torch.load(tmp_path / "last.pt", weights_only=False)
-    assert saved["step"] == 8
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)  # tensors, numbers and lists only: nothing unpickled
+    assert saved["position"]["step"] == 8
 
     resumed = _tiny_model(seed=123)  # other initial weights: they must be replaced by the checkpoint's
     history = _fit(resumed, tiny_split, steps, seed=5, checkpoint_dir=tmp_path, resume=True)
     assert history.steps == list(range(1, steps + 1))
     assert _same(_weights(reference), _weights(resumed))
+
+
+class _Killed(Exception):
+    """Stands for a killed process: raised from inside the loss, it ends fit() mid-run."""
+
+
+def _dropout_run(split: Path, steps: int, model_seed: int = 0, die_at: int | None = None, **kwargs):
+    """deeppose_tiny with dropout 0.5 (the model draws from the global random state every step)."""
+    torch.manual_seed(model_seed)
+    model = models.build("deeppose_tiny", dropout=0.5, input_size=INPUT)
+    base, calls = losses.RegressionLoss(), {"n": 0}
+
+    def loss(outputs, batch):
+        calls["n"] += 1
+        if calls["n"] == die_at:
+            raise _Killed
+        return base(outputs, batch)
+
+    data = training.top_down_data(split / "train", INPUT, HEATMAP, augment=True)
+    try:
+        training.fit(model, data, None, loss, steps, batch_size=8, progress=False, device="cpu", seed=7, **kwargs)
+    except _Killed:
+        pass
+    return model
+
+
+def test_resume_is_exact_for_a_model_with_dropout(tiny_split, tmp_path):
+    """The loaders draw nothing from the global random state, so dropout draws the same masks after a resume."""
+    reference = _dropout_run(tiny_split, 10)  # 6 batches per epoch: the run crosses an epoch boundary
+    _dropout_run(tiny_split, 10, die_at=7, checkpoint_dir=tmp_path, checkpoint_every=4)  # dies in step 7
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["position"] == {"step": 4, "epoch": 0,
+                                                                              "batch_in_epoch": 4}
+    resumed = _dropout_run(tiny_split, 10, model_seed=123, checkpoint_dir=tmp_path, resume=True)
+    assert _same(_weights(reference), _weights(resumed))
+
+
+def test_loaders_leave_the_global_random_state_alone(tiny_split):
+    data = training.top_down_data(tiny_split / "train", INPUT, HEATMAP, augment=True)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    for epoch in (0, 1):
+        loader = training.epoch_loader(data, 8, seed=3, epoch=epoch, start=2)
+        assert len(list(loader)) == len(data) // 8 - 2
+    assert torch.equal(torch.get_rng_state(), before)
+    model, val = _tiny_model(), _data(tiny_split / "val")
+    before = torch.get_rng_state()
+    assert len(training.predict(model, val, device="cpu").keypoints) == 16
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_train_step_is_one_step_of_gradient_descent(tiny_split):
+    model = _tiny_model().train()
+    batch = next(iter(torch.utils.data.DataLoader(_data(tiny_split / "train"), batch_size=4)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = _weights(model)
+    with torch.no_grad():
+        expected = losses.HeatmapLoss()(model(batch["image"]), batch)["heatmap"].item()
+    terms = training.train_step(model, batch, losses.HeatmapLoss(), optimizer)
+    assert set(terms) == {"heatmap"} and terms["heatmap"] == pytest.approx(expected, rel=1e-5)
+    assert not _same(before, _weights(model))
+    with pytest.raises(FloatingPointError, match="'loss' is nan at step 12"):
+        training.train_step(model, batch, lambda outputs, b: outputs.sum() * float("nan"), optimizer, step=12)
 
 
 # --------------------------------------------------------------------------- NaN
@@ -256,8 +318,8 @@ def test_the_cuda_settings_are_chosen_from_the_device(monkeypatch):
     assert training.move_batch(batch, cpu)["image"].is_contiguous()
 
     assert training.default_workers(cpu) == 0 and training.default_workers(cuda) >= 1
-    assert training._loader([0], [[0]], cuda, 0).pin_memory
-    assert not training._loader([0], [[0]], cpu, 0).pin_memory
+    assert training.epoch_loader(list(range(4)), 2, seed=0, epoch=0, pin_memory=True).pin_memory
+    assert not training.epoch_loader(list(range(4)), 2, seed=0, epoch=0).pin_memory
 
 
 # --------------------------------------------------------------------------- model cache

@@ -388,7 +388,7 @@ def test_prediction_browser_without_heatmaps_for_a_regressor(tiny_split):
 def test_prediction_browser_rejects_bad_inputs(tiny_split):
     data = training.top_down_data(tiny_split, (64, 48), (16, 12))
     model = TinyHeatmapNet()
-    with pytest.raises(TypeError, match="dataset must be a course_lib.geometry.TopDownDataset"):
+    with pytest.raises(TypeError, match="dataset must be a course_lib.top_down.TopDownDataset"):
         widgets.prediction_browser(model, CocoKeypoints(tiny_split / "annotations.json"))
     with pytest.raises(TypeError, match="model"):
         widgets.prediction_browser(lambda x: x, data)
@@ -436,3 +436,21 @@ def test_make_demo_trains_first_then_serves_the_page_with_voila_on_localhost():
     assert train < serve
     assert "--Voila.ip=127.0.0.1" in commands and "--port=18123" in commands
     assert "demos/lecture.ipynb" in commands[serve:]
+
+
+# ============================================================================ the frame's layout
+def test_the_numbers_wrap_below_the_picture_instead_of_being_cut_off():
+    """In JupyterLab the notebook column is narrower than the window: picture and numbers must wrap, not clip."""
+    demo = widgets.heatmap_explorer()
+    row = next(child for child in demo.children if demo.readout in getattr(child, "children", ()))
+    assert row.layout.flex_flow == "row wrap" and row.layout.width == "100%"
+    assert demo.readout.layout.max_width == "100%" and demo.readout.layout.overflow == "auto"
+    assert demo.picture.layout.max_width == "100%"
+
+
+def test_the_heatmap_explorer_shows_every_decoder_of_the_one_table():
+    demo = widgets.heatmap_explorer(unbiased=True)
+    assert list(demo.state["decoded"]) == list(hm.DECODERS)
+    codec = hm.HeatmapCodec((64, 64), (16, 16), 2.0, "unbiased", decoder="soft_argmax")
+    expected = codec.decode(demo.state["target"][None, None])[0][0, 0]
+    np.testing.assert_allclose(demo.state["decoded"]["soft_argmax"], expected)

@@ -177,17 +177,22 @@ def hidden_decode_argmax(fn) -> None:
 
 HINT_HALF_STEP = "the step is 0.25 of a heatmap pixel (a quarter), not 0.5."
 HINT_WRONG_WAY = "the step goes towards the LOWER neighbour: move towards the higher one, sign(H[right] - H[left])."
+HINT_BORDER_RULE = ("near the border, step as HRNet's get_final_preds does: only when 1 < u < W - 1 and "
+                    "1 < v < H - 1 (both at once), not on every axis whose two neighbours exist.")
 HINT_AXES_CROSSED = ("the x step must compare the left and right neighbours (same row, columns u - 1 and u + 1), "
                      "the y step the ones above and below (same column, rows v - 1 and v + 1).")
 
 
-def _quarter_variant(heatmaps: np.ndarray, keypoints: np.ndarray, step: float = 0.25, crossed: bool = False):
-    """The quarter offset with a wrong step size, direction or crossed axes (the typical mistakes)."""
+def _quarter_variant(heatmaps: np.ndarray, keypoints: np.ndarray, step: float = 0.25, crossed: bool = False,
+                     per_axis: bool = False):
+    """The quarter offset with a wrong step size, direction, crossed axes or border rule (the typical mistakes)."""
     refined = np.array(keypoints, dtype=float)
     height, width = heatmaps.shape[-2:]
     for k, (u, v) in enumerate(np.asarray(keypoints).astype(int)):
-        horizontal = np.sign(heatmaps[k, v, u + 1] - heatmaps[k, v, u - 1]) if 0 < u < width - 1 else 0.0
-        vertical = np.sign(heatmaps[k, v + 1, u] - heatmaps[k, v - 1, u]) if 0 < v < height - 1 else 0.0
+        inside = 1 < u < width - 1 and 1 < v < height - 1  # HRNet's get_final_preds: both axes at once
+        inside_x, inside_y = (0 < u < width - 1, 0 < v < height - 1) if per_axis else (inside, inside)
+        horizontal = np.sign(heatmaps[k, v, u + 1] - heatmaps[k, v, u - 1]) if inside_x else 0.0
+        vertical = np.sign(heatmaps[k, v + 1, u] - heatmaps[k, v - 1, u]) if inside_y else 0.0
         if crossed:
             horizontal, vertical = vertical, horizontal
         refined[k] += step * np.array([horizontal, vertical])
@@ -199,6 +204,7 @@ def _quarter_mistakes(heatmaps, keypoints) -> dict[str, np.ndarray]:
         HINT_HALF_STEP: _quarter_variant(heatmaps, keypoints, step=0.5),
         HINT_WRONG_WAY: _quarter_variant(heatmaps, keypoints, step=-0.25),
         HINT_AXES_CROSSED: _quarter_variant(heatmaps, keypoints, crossed=True),
+        HINT_BORDER_RULE: _quarter_variant(heatmaps, keypoints, per_axis=True),
     }
 
 

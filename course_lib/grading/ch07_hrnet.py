@@ -32,7 +32,7 @@ from course_lib.grading.checks import (
     forbid_reference,
     report_passed,
 )
-from course_lib.models.complexity import complexity, count_parameters, layer_macs, paper_gflops_rule
+from course_lib.models.complexity import count_parameters, layer_macs, measure_complexity, paper_gflops_rule
 from course_lib.models.hrnet import HighResolutionModule, branch_shapes, fuse_into_branch, lateral_layers
 from course_lib.models.resnet import basic_block_parameters, conv3x3, make_layer
 
@@ -382,5 +382,5 @@ REFERENCES = {
     "branch_shapes": (branch_shapes,),
     "basic_block_parameters": (basic_block_parameters, count_parameters, conv3x3, make_layer),
     "fuse_into_branch": (fuse_into_branch, HighResolutionModule.forward),
-    "layer_macs": (layer_macs, paper_gflops_rule, complexity),
+    "layer_macs": (layer_macs, paper_gflops_rule, measure_complexity),
 }

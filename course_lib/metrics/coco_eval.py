@@ -442,30 +442,13 @@ def _read_ground_truth(gt, params: KeypointEvalParams) -> tuple[list, list, _Gro
     image_ids = sorted(set(_column(data["images"], "id", lambda i: f"gt images[{i}]")))
     category_ids = sorted(set(_column(data["categories"], "id", lambda i: f"gt categories[{i}]")))
     image_index = {image_id: i for i, image_id in enumerate(image_ids)}
-    categories = set(category_ids)
-
-    # Only annotations of listed images and categories take part (pycocotools' getAnnIds).
-    images = _column(annotations, "image_id", lambda i: f"gt annotations[{i}]")
-    cats = _column(annotations, "category_id", lambda i: f"gt annotations[{i}]")
-    index = [i for i, (image, cat) in enumerate(zip(images, cats)) if image in image_index and cat in categories]
-    if len(index) < len(annotations):
-        warnings.warn(
-            f"{len(annotations) - len(index)} ground-truth annotations belong to images or categories "
-            "not listed in gt and are skipped (as pycocotools does)",
-            stacklevel=3,
-        )
-    used = [annotations[i] for i in index]
+    used, index, images, cats = _used_annotations(annotations, image_index, set(category_ids))
     ids = _column(used, "id", lambda g: f"gt annotations[{index[g]}]")
 
     def where(g: int) -> str:
         return f"gt annotation id {ids[g]!r} (annotations[{index[g]}])"
 
-    if len(set(ids)) < len(ids):
-        first = {}
-        for g, ann_id in enumerate(ids):
-            if ann_id in first:
-                raise ValueError(f"{where(g)}: duplicate id, also at annotations[{index[first[ann_id]]}]")
-            first[ann_id] = g
+    _check_unique_ids(ids, index, where)
     num_keypoints = len(params.sigmas)
     triplets = _numeric_column(_column(used, "keypoints", where), 3 * num_keypoints, "keypoints", where)
     triplets = triplets.reshape(len(used), num_keypoints, 3)  # (G, K, 3): x, y, v
@@ -485,13 +468,6 @@ def _read_ground_truth(gt, params: KeypointEvalParams) -> tuple[list, list, _Gro
     needed = np.flatnonzero(~labelled.any(axis=1))
     boxes = _column([used[g] for g in needed], "bbox", lambda i: where(needed[i]))
     box[needed] = _numeric_column(boxes, 4, "bbox", lambda i: where(needed[i])).reshape(-1, 4)
-    zero_id = np.array([ann_id == 0 for ann_id in ids], dtype=bool)
-    if zero_id.any():
-        warnings.warn(
-            "a ground-truth annotation has id 0: pycocotools stores matches as annotation ids, so a "
-            "detection matched to it counts as a false positive; number annotations from 1",
-            stacklevel=3,
-        )
     ground_truth = _GroundTruth(
         image=np.array([image_index[images[i]] for i in index], dtype=int),
         category=np.array([cats[i] for i in index]),
@@ -501,9 +477,43 @@ def _read_ground_truth(gt, params: KeypointEvalParams) -> tuple[list, list, _Gro
         box=box,
         crowd=crowd,
         ignore=crowd | (labelled_count == 0),
-        zero_id=zero_id,
+        zero_id=np.array([ann_id == 0 for ann_id in ids], dtype=bool),
     )
     return image_ids, category_ids, ground_truth
+
+
+def _used_annotations(annotations: list, image_index: dict, categories: set) -> tuple[list, list, list, list]:
+    """The annotations of listed images and categories (pycocotools' getAnnIds), with a warning for the others.
+
+    Returns ``(used, index, images, cats)``: the used annotations, their positions in the list,
+    and every annotation's image id and category id.
+    """
+    images = _column(annotations, "image_id", lambda i: f"gt annotations[{i}]")
+    cats = _column(annotations, "category_id", lambda i: f"gt annotations[{i}]")
+    index = [i for i, (image, cat) in enumerate(zip(images, cats)) if image in image_index and cat in categories]
+    if len(index) < len(annotations):
+        warnings.warn(
+            f"{len(annotations) - len(index)} ground-truth annotations belong to images or categories "
+            "not listed in gt and are skipped (as pycocotools does)",
+            stacklevel=4,
+        )
+    return [annotations[i] for i in index], index, images, cats
+
+
+def _check_unique_ids(ids: list, index: list, where: Callable[[int], str]) -> None:
+    """No two used annotations share an id; an id of 0 gets a warning (pycocotools reads it as "no match")."""
+    if len(set(ids)) < len(ids):
+        first = {}
+        for g, ann_id in enumerate(ids):
+            if ann_id in first:
+                raise ValueError(f"{where(g)}: duplicate id, also at annotations[{index[first[ann_id]]}]")
+            first[ann_id] = g
+    if any(ann_id == 0 for ann_id in ids):
+        warnings.warn(
+            "a ground-truth annotation has id 0: pycocotools stores matches as annotation ids, so a "
+            "detection matched to it counts as a false positive; number annotations from 1",
+            stacklevel=4,
+        )
 
 
 def _read_results(dt, image_index: dict, params: KeypointEvalParams) -> _Detections:

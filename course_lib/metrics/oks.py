@@ -216,13 +216,25 @@ def oks_nms(
 
         e_i = d_i^2 / (2 sigma_i)^2 / ((area_a + area_b) / 2 + eps) / 2,   OKS = mean_i exp(-e_i)
 
-    averaged over all K keypoints.  With ``keypoint_threshold`` (their ``in_vis_thre``), only
-    keypoints whose ``keypoint_scores`` exceed it are averaged, and, as in that code, it is the
-    confidence of the *candidate* pose (the one that may be suppressed) that decides (the
-    code writes ``list(vg > t) and list(vd > t)``, which in Python evaluates to the second
-    list); a candidate with no confident keypoint gets OKS 0 and is kept.  Ties in score keep
-    the lower index first (the official code's order among ties is unspecified).  HRNet runs
-    it per image with ``threshold = 0.9`` and no ``keypoint_threshold``.
+    averaged over all K keypoints (the same per-keypoint terms as
+    :func:`object_keypoint_similarity`, in pycocotools' order of operations).  With
+    ``keypoint_threshold`` (their ``in_vis_thre``), only keypoints whose ``keypoint_scores``
+    exceed it are averaged, and, as in that code, it is the confidence of the *candidate* pose
+    (the one that may be suppressed) that decides (the code writes ``list(vg > t) and
+    list(vd > t)``, which in Python evaluates to the second list); a candidate with no
+    confident keypoint gets OKS 0 and is kept.  HRNet runs it per image with
+    ``threshold = 0.9`` and no ``keypoint_threshold``.
+
+    The order is the official one, ``order = scores.argsort()[::-1]`` (HRNet's
+    ``lib/nms/nms.py``, MMPose's ``mmpose/evaluation/functional/nms.py``): the sort of those
+    codebases' NumPy kept equal scores in index order, and the reversal puts the *later*
+    pose first among equal scores.  It matters: when two poses of equal score overlap, the
+    one kept is the one scored against the ground truth; on MMPose's ``test_coco.json``
+    alignment case (``test_topdown_alignment``) this order gives MMPose's AP of 0.52875,
+    keeping the earlier pose instead gives 0.52719.  The course writes it with a stable sort,
+    because newer NumPy sorts with SIMD instructions on some processors and no longer keeps
+    equal values in index order: ``scores.argsort()`` itself would make the result depend on
+    the machine.
 
     Args:
         keypoints: ``(N, K, 2)`` poses of one image, pixels.
@@ -237,28 +249,25 @@ def oks_nms(
     areas = check_array(areas, "areas", ("N",), dims=dims, dtype=float)
     _check_areas(areas, "areas")
     threshold = check_positive(threshold, "threshold", allow_zero=True)
-    variances = (_check_sigmas(sigmas, dims["K"]) * 2) ** 2
-    confident = None
+    sigmas = _check_sigmas(sigmas, dims["K"])
+    counted = np.ones(keypoints.shape[:2], dtype=bool)  # (N, K): the keypoints each candidate is scored on
     if keypoint_threshold is not None:
         if keypoint_scores is None:
             raise ValueError("keypoint_threshold needs keypoint_scores")
         keypoint_scores = check_array(keypoint_scores, "keypoint_scores", ("N", "K"), dims=dims, dtype=float)
-        confident = keypoint_scores > float(keypoint_threshold)  # (N, K)
+        counted = keypoint_scores > float(keypoint_threshold)
 
-    order = np.argsort(-scores, kind="stable")  # best first
+    order = np.argsort(scores, kind="stable")[::-1]  # best first; among equal scores the later pose first
     keep = []
     while order.size > 0:
         best, rest = order[0], order[1:]
         keep.append(int(best))
-        d2 = np.sum((keypoints[rest] - keypoints[best]) ** 2, axis=-1)  # (R, K)
-        e = d2 / variances / ((areas[best] + areas[rest][:, None]) / 2 + np.spacing(1)) / 2
-        similarity = np.exp(-e)  # (R, K)
-        if confident is None:
-            oks = similarity.mean(axis=-1)
-        else:
-            counted = confident[rest]  # (R, K)
-            count = counted.sum(axis=-1)
-            oks = np.where(count > 0, np.where(counted, similarity, 0).sum(axis=-1) / np.maximum(count, 1), 0.0)
+        dx = keypoints[rest, :, 0] - keypoints[best, :, 0]  # (R, K)
+        dy = keypoints[rest, :, 1] - keypoints[best, :, 1]
+        similarity = _keypoint_similarities(dx, dy, (areas[best] + areas[rest]) / 2, sigmas)  # (R, K)
+        count = counted[rest].sum(axis=-1)  # (R,)
+        oks = _sum_like_numpy(similarity, counted[rest]) / np.maximum(count, 1)  # the official np.sum(...) / count
+        oks = np.where(count > 0, oks, 0.0)
         order = rest[oks <= threshold]
     return np.array(keep, dtype=int)
 

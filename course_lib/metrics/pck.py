@@ -16,15 +16,25 @@ Notation: N people, K keypoints; ``pred`` and ``gt`` are ``(N, K, 2)`` pixel coo
 hidden, 2 labelled and visible) or booleans.  A joint is **counted** when the ground truth
 labels it (``visible > 0``): hidden-but-labelled joints count, unlabelled ones do not.
 
-    correct_nk = [ ||pred_nk - gt_nk|| <= threshold * norm_n ]      (for labelled joints)
+    correct_nk = [ ||pred_nk - gt_nk|| / norm_n <= threshold ]      (for labelled joints)
     PCK        = sum_nk correct_nk / sum_nk labelled_nk              (pooled)
 
 ``mean`` is **pooled** over every labelled joint of the set (correct labelled joints /
 labelled joints), which is also what MPII's evaluation reports as "Mean" (a per-joint
 average weighted by each joint's count).  MMPose's ``keypoint_pck_accuracy`` instead
 averages the per-keypoint accuracies with equal weight; the two differ when some joints are
-labelled more often than others.  A distance equal to the radius counts as correct (``<=``,
-as MPII's evaluation code); MMPose uses ``<``.
+labelled more often than others.
+
+At an exact tie the last bit decides, and the course computes as MPII's evaluation and
+HRNet's port of it do (``lib/dataset/mpii.py``): the head-box diagonal as ``sqrt(w^2 + h^2)``
+(``np.linalg.norm``; ``np.hypot`` can differ in the last bit) times 0.6, and the distance
+*divided* by it, ``d / s <= t`` (``scaled_uv_err = uv_err / scale; scaled_uv_err <= threshold``).
+A joint 31.18990221209422 px from the truth with a 72 x 75 head box is correct at PCKh@0.5
+this way (``d / s`` is exactly 0.5), not with ``np.hypot``; with the box diagonal of a
+104 x 37 box, a joint 22.07713749560844 px away is not correct at PCK@0.2 by ``d / s <= t``
+though ``d <= t * s`` would count it.  A distance on the radius counts as correct (``<=``);
+MMPose's ``keypoint_pck_accuracy`` uses ``<``.  Flags other than 0, 1, 2 are an error
+(:func:`course_lib.validation.check_visibility`), not a labelled joint.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ from course_lib.keypoints import (
     LSP_KEYPOINTS,
     MPII_KEYPOINTS,
 )
-from course_lib.validation import check_array, check_positive
+from course_lib.validation import check_array, check_positive, check_visibility
 
 # MPII's evaluation scales the head-box diagonal by 0.6 ("SC_BIAS" in the official
 # evaluation code and in the HRNet/SimpleBaseline port of it, lib/dataset/mpii.py).
@@ -107,7 +117,9 @@ def box_diagonal(boxes: np.ndarray) -> np.ndarray:
     collapses when the person turns sideways.
     """
     boxes = _check_boxes(boxes, "boxes")
-    return np.hypot(boxes[:, 2], boxes[:, 3])
+    # sqrt(w^2 + h^2) as np.linalg.norm computes it in HRNet's lib/dataset/mpii.py; np.hypot
+    # can differ in the last bit, which decides a joint that lies exactly on the PCKh radius.
+    return np.sqrt(boxes[:, 2] * boxes[:, 2] + boxes[:, 3] * boxes[:, 3])
 
 
 def head_size(head_boxes: np.ndarray) -> np.ndarray:
@@ -166,7 +178,7 @@ def pck(
 ) -> KeypointAccuracy:
     """Percentage of Correct Keypoints at ``threshold`` (a fraction of each person's ``norm``).
 
-        correct_nk = [ ||pred_nk - gt_nk|| <= threshold * norm_n ],   counted where visible_nk > 0
+        correct_nk = [ ||pred_nk - gt_nk|| / norm_n <= threshold ],   counted where visible_nk > 0
 
     ``norm`` ``(N,)`` is any per-person size in pixels: :func:`bbox_size` (MMPose's PCK),
     :func:`torso_diameter` (PCK@0.2 of the notes), :func:`head_size` (PCKh).
@@ -186,7 +198,7 @@ def pckh(
 ) -> KeypointAccuracy:
     """PCKh: PCK with the MPII head size as the normaliser (PCKh@0.5 is MPII's headline metric).
 
-        correct_nk = [ ||pred_nk - gt_nk|| <= threshold * 0.6 * diag(head_box_n) ]
+        correct_nk = [ ||pred_nk - gt_nk|| / (0.6 * diag(head_box_n)) <= threshold ]
 
     ``head_boxes`` ``(N, 4)`` are ``[x, y, w, h]``.  The result's ``mean`` equals the "Mean"
     of MPII's evaluation when the same joints are counted (that script leaves out the pelvis
@@ -207,7 +219,7 @@ def pdj(
 ) -> KeypointAccuracy:
     """Percentage of Detected Joints (DeepPose): one radius, ``threshold * norm_n``, for every joint.
 
-        detected_nk = [ ||pred_nk - gt_nk|| <= threshold * norm_n ]
+        detected_nk = [ ||pred_nk - gt_nk|| / norm_n <= threshold ]
 
     DeepPose takes ``norm`` = the torso diameter (:func:`torso_diameter`); the notes point out
     that a torso seen from the side has almost no width, so the radius collapses and every
@@ -260,7 +272,7 @@ def _within_radius(pred, gt, visible, norm, threshold, names) -> KeypointAccurac
     dims: dict[str, int] = {}
     pred = check_array(pred, "pred", ("N", "K", 2), dims=dims)
     gt = check_array(gt, "gt", ("N", "K", 2), dims=dims)
-    visible = check_array(visible, "visible", ("N", "K"), dims=dims)
+    visible = check_visibility(visible, "visible", ("N", "K"), dims=dims)
     norm = check_array(norm, "norm", ("N",), dims=dims, dtype=float)
     bad = np.flatnonzero(norm <= 0)
     if bad.size:
@@ -274,7 +286,7 @@ def _within_radius(pred, gt, visible, norm, threshold, names) -> KeypointAccurac
     if not labelled.any():
         raise ValueError("visible marks no keypoint as labelled (v > 0): there is nothing to score")
     distance = np.linalg.norm(pred - gt, axis=-1)  # (N, K) pixels
-    correct = (distance <= threshold * norm[:, None]) & labelled  # (N, K)
+    correct = (distance / norm[:, None] <= threshold) & labelled  # (N, K): divide first, as MPII's evaluation
     return KeypointAccuracy(
         mean=float(correct.sum() / labelled.sum()),
         per_keypoint=_ratio(correct.sum(axis=0), labelled.sum(axis=0)),

@@ -29,7 +29,7 @@ import numpy as np
 
 from course_lib.keypoints import COCO_PCP_LIMBS
 from course_lib.metrics.pck import _ratio
-from course_lib.validation import check_array, check_positive
+from course_lib.validation import check_array, check_positive, check_visibility
 
 
 class LimbAccuracy(NamedTuple):
@@ -101,7 +101,7 @@ def _check_inputs(pred, gt, visible, limbs, threshold):
     dims: dict[str, int] = {}
     pred = check_array(pred, "pred", ("N", "K", 2), dims=dims)
     gt = check_array(gt, "gt", ("N", "K", 2), dims=dims)
-    visible = check_array(visible, "visible", ("N", "K"), dims=dims)
+    visible = check_visibility(visible, "visible", ("N", "K"), dims=dims)
     threshold = check_positive(threshold, "threshold")
     if isinstance(limbs, Mapping):
         names, pairs = tuple(limbs.keys()), list(limbs.values())

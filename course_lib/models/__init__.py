@@ -12,9 +12,11 @@ module                   what it holds                                        ch
 ``complexity``           params, multiply-adds, the paper's GFLOPs, latency   07
 =======================  ===================================================  ========
 
-Import from a module by its full name (``from course_lib.models.cpm import
-ConvolutionalPoseMachine``): in this package, ``cpm``, ``deeppose``, ``resnet`` and
-``complexity`` are the functions of the same name (a preset, a measurement), not the modules.
+Each name of the table is the module: ``from course_lib.models import hourglass`` and
+``import course_lib.models.hourglass`` give the same thing, for every family.  The functions
+that build a preset or measure a model are named after what they do, so that none hides a
+module: ``cpm_paper``, ``deeppose_paper``, ``resnet_by_depth``, ``simple_baseline_resnet``,
+``measure_complexity``.
 
 ``build(name)`` makes any of the presets below; every model it returns has
 
@@ -42,38 +44,28 @@ from typing import Callable
 
 from torch import nn
 
-from course_lib.models.complexity import complexity, count_parameters, measure_latency, measure_training_speed
-from course_lib.models.cpm import ConvolutionalPoseMachine, cpm, cpm_tiny
-from course_lib.models.deeppose import DeepPose, DeepPoseCascadeStage, DeepPoseTiny
+from course_lib.models import complexity, cpm, deeppose, hourglass, hrnet, resnet, simple_baseline  # noqa: F401
+from course_lib.models.complexity import count_parameters, measure_complexity, measure_latency, measure_training_speed
+from course_lib.models.cpm import ConvolutionalPoseMachine, cpm_paper, cpm_tiny
+from course_lib.models.deeppose import DeepPose, DeepPoseCascadeStage, DeepPoseTiny, deeppose_paper, deeppose_tiny
 from course_lib.models.hourglass import Hourglass, Residual, StackedHourglass, hourglass_8, hourglass_tiny
 from course_lib.models.hrnet import HighResolutionModule, HRNet, hrnet_tiny, hrnet_w32, hrnet_w48
-from course_lib.models.resnet import BasicBlock, Bottleneck, ResNet, resnet
-from course_lib.models.simple_baseline import SimpleBaseline, simple_baseline, simple_baseline_tiny
-
-
-def deeppose(num_keypoints: int = 17, dropout: float = 0.6, input_size: tuple[int, int] = (220, 220)) -> DeepPose:
-    """The paper's AlexNet-style DeepPose regressor (220x220 input)."""
-    return DeepPose(num_keypoints, dropout, input_size, name="deeppose")
-
-
-def deeppose_tiny(
-    num_keypoints: int = 17, width: int = 16, hidden: int = 256, dropout: float = 0.0, input_size: tuple[int, int] = (96, 64)
-) -> DeepPoseTiny:
-    """A small DeepPose-style regressor for CPU."""
-    return DeepPoseTiny(num_keypoints, width, hidden, dropout, input_size, name="deeppose_tiny")
+from course_lib.models.resnet import BasicBlock, Bottleneck, ResNet, resnet_by_depth
+from course_lib.models.simple_baseline import SimpleBaseline, simple_baseline_resnet, simple_baseline_tiny
+from course_lib.validation import check_integer, check_size
 
 
 # The presets: name -> function(num_keypoints=..., **overrides) returning the model.
 PRESETS: dict[str, Callable[..., nn.Module]] = {
-    "deeppose": deeppose,
+    "deeppose": deeppose_paper,
     "deeppose_tiny": deeppose_tiny,
-    "cpm": cpm,
+    "cpm": cpm_paper,
     "cpm_tiny": cpm_tiny,
     "hourglass_8": hourglass_8,
     "hourglass_tiny": hourglass_tiny,
-    "simplebaseline_r50": functools.partial(simple_baseline, 50),
-    "simplebaseline_r101": functools.partial(simple_baseline, 101),
-    "simplebaseline_r152": functools.partial(simple_baseline, 152),
+    "simplebaseline_r50": functools.partial(simple_baseline_resnet, 50),
+    "simplebaseline_r101": functools.partial(simple_baseline_resnet, 101),
+    "simplebaseline_r152": functools.partial(simple_baseline_resnet, 152),
     "simplebaseline_tiny": simple_baseline_tiny,
     "hrnet_w32": hrnet_w32,
     "hrnet_w48": hrnet_w48,
@@ -99,17 +91,14 @@ def build(name: str, num_keypoints: int = 17, **overrides) -> nn.Module:
     """
     if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    if isinstance(num_keypoints, bool) or not isinstance(num_keypoints, int) or num_keypoints < 1:
-        raise ValueError(f"num_keypoints must be a positive integer, got {num_keypoints!r}")
+    num_keypoints = check_integer(num_keypoints, "num_keypoints", minimum=1)
     constructor = PRESETS[name]
     accepted = [p for p in inspect.signature(constructor).parameters if p != "num_keypoints"]
     unknown = sorted(set(overrides) - set(accepted))
     if unknown:
         raise TypeError(f"{name} does not take {', '.join(unknown)}; it takes: {', '.join(accepted)}")
     if "input_size" in overrides:
-        size = overrides["input_size"]
-        if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
-            raise ValueError(f"input_size must be a pair (H, W) of positive integers, got {size!r}")
+        overrides["input_size"] = check_size(overrides["input_size"], "input_size")
     model = constructor(num_keypoints=num_keypoints, **overrides)
     divisor = getattr(model, "size_divisor", 1)
     if any(s % divisor for s in model.input_size):
@@ -133,11 +122,10 @@ __all__ = [
     "SimpleBaseline",
     "StackedHourglass",
     "build",
-    "complexity",
     "count_parameters",
-    "cpm",
+    "cpm_paper",
     "cpm_tiny",
-    "deeppose",
+    "deeppose_paper",
     "deeppose_tiny",
     "hourglass_8",
     "hourglass_tiny",
@@ -145,9 +133,10 @@ __all__ = [
     "hrnet_w32",
     "hrnet_w48",
     "list_models",
+    "measure_complexity",
     "measure_latency",
     "measure_training_speed",
-    "resnet",
-    "simple_baseline",
+    "resnet_by_depth",
+    "simple_baseline_resnet",
     "simple_baseline_tiny",
 ]

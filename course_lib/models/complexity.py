@@ -34,17 +34,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from course_lib.validation import check_choice
-
-
-def _check_input_size(input_size: Any) -> tuple[int, int]:
-    try:
-        height, width = (int(s) for s in input_size)
-    except (TypeError, ValueError):
-        raise TypeError(f"input_size must be a pair (H, W) of positive integers, got {input_size!r}") from None
-    if height <= 0 or width <= 0 or (height, width) != tuple(input_size):
-        raise ValueError(f"input_size must be a pair (H, W) of positive integers, got {input_size!r}")
-    return height, width
+from course_lib.validation import check_choice, check_integer, check_size
 
 
 def _check_model(model: Any) -> nn.Module:
@@ -78,7 +68,7 @@ def paper_gflops_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) ->
     return 0
 
 
-def complexity(model: nn.Module, input_size: tuple[int, int]) -> dict[str, float]:
+def measure_complexity(model: nn.Module, input_size: tuple[int, int]) -> dict[str, float]:
     """Parameters, true multiply-adds and the HRNet paper's GFLOPs of ``model`` on one ``(3, H, W)`` image.
 
     Returns a dict with
@@ -104,7 +94,7 @@ def complexity(model: nn.Module, input_size: tuple[int, int]) -> dict[str, float
     without allocating its weights or doing any arithmetic.
     """
     model = _check_model(model)
-    height, width = _check_input_size(input_size)
+    height, width = check_size(input_size, "input_size")
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None else torch.float32
@@ -133,6 +123,17 @@ def complexity(model: nn.Module, input_size: tuple[int, int]) -> dict[str, float
     }
 
 
+def _check_measurement(model: Any, input_size: Any, device: Any) -> tuple[nn.Module, tuple[int, int], torch.device]:
+    """The checks shared by the two timings: a module, an ``(H, W)`` size, a CPU or an available CUDA device."""
+    model = _check_model(model)
+    size = check_size(input_size, "input_size")
+    device = torch.device(device)
+    check_choice(device.type, "device type", ("cpu", "cuda"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device is 'cuda' but torch.cuda.is_available() is False")
+    return model, size, device
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -157,15 +158,9 @@ def measure_latency(
     ``images_per_second`` (batch / mean time), ``batch``, ``device``, ``input_size``,
     ``repeats``, ``threads`` (CPU threads torch used).
     """
-    model = _check_model(model)
-    height, width = _check_input_size(input_size)
-    for name, value, low in (("batch", batch, 1), ("warmup", warmup, 0), ("repeats", repeats, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    device = torch.device(device)
-    check_choice(device.type, "device type", ("cpu", "cuda"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device is 'cuda' but torch.cuda.is_available() is False")
+    model, (height, width), device = _check_measurement(model, input_size, device)
+    batch, repeats = check_integer(batch, "batch", minimum=1), check_integer(repeats, "repeats", minimum=1)
+    warmup = check_integer(warmup, "warmup", minimum=0)
     parameter = next(model.parameters(), None)
     original_device = parameter.device if parameter is not None else torch.device("cpu")
     was_training = model.training
@@ -215,15 +210,9 @@ def measure_training_speed(
 
     Returns a dict: ``images_per_second``, ``mean_ms`` (per step), ``batch``, ``steps``, ``input_size``, ``device``.
     """
-    model = _check_model(model)
-    height, width = _check_input_size(input_size)
-    for name, value, low in (("batch", batch, 1), ("steps", steps, 1), ("warmup", warmup, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    device = torch.device(device)
-    check_choice(device.type, "device type", ("cpu", "cuda"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device is 'cuda' but torch.cuda.is_available() is False")
+    model, (height, width), device = _check_measurement(model, input_size, device)
+    batch, steps = check_integer(batch, "batch", minimum=1), check_integer(steps, "steps", minimum=1)
+    warmup = check_integer(warmup, "warmup", minimum=0)
     # A copy, so that the model's BatchNorm statistics and gradients are left as they were.
     model = copy.deepcopy(model).to(device).train()
     images = torch.randn(batch, 3, height, width, device=device)
@@ -284,7 +273,7 @@ def layer_macs(layer: nn.Module, input_size: tuple[int, int]) -> int:
     """
     if not isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
         raise TypeError(f"layer must be an nn.Conv2d or nn.ConvTranspose2d, got {type(layer).__name__}")
-    height, width = _check_input_size(input_size)
+    height, width = check_size(input_size, "input_size")
     if isinstance(layer, nn.ConvTranspose2d):
         return layer.weight.numel() * height * width  # (C_in, C_out / g, k_h, k_w) at every input pixel
     out_height, out_width = (
@@ -312,14 +301,14 @@ def complexity_by_module(model: nn.Module, input_size: tuple[int, int], depth: i
     in the layers without children (convolutions, linear layers) and added up to the module
     that holds them; so a ``ModuleList`` that is indexed rather than called (HRNet's
     transitions) gets its layers' work too, and the modules of one depth add up to
-    ``complexity(model, input_size)["macs"]`` when every layer sits below that depth.  A model
+    ``measure_complexity(model, input_size)["macs"]`` when every layer sits below that depth.  A model
     built under ``with torch.device("meta"):`` is counted without allocating its weights.
 
     Returns:
         ``{name: {"params": int, "macs": int}}``.
     """
     model = _check_model(model)
-    height, width = _check_input_size(input_size)
+    height, width = check_size(input_size, "input_size")
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a positive integer, got {depth!r}")
     parameter = next(model.parameters(), None)

@@ -17,7 +17,7 @@ Flattening (not global average pooling) keeps *where* on the 3x2 map a feature f
 as DeepPose's fully connected layers do; the head has to learn the mapping from that coarse
 grid to continuous coordinates.  The output follows :class:`~course_lib.models.deeppose.DeepPose`'s
 convention (coordinates normalised to the input crop, :func:`course_lib.geometry.normalize_to_box`),
-so :class:`course_lib.losses.RegressionLoss` trains it and :func:`course_lib.training.predict`
+so :class:`course_lib.losses.RegressionLoss` trains it and :func:`course_lib.prediction.predict`
 maps its predictions back to the image.
 """
 

@@ -190,7 +190,9 @@ class ConvolutionalPoseMachine(nn.Module):
         return fields
 
 
-def cpm(num_keypoints: int = 17, num_stages: int = 6, input_size: tuple[int, int] = (368, 368)) -> ConvolutionalPoseMachine:
+def cpm_paper(
+    num_keypoints: int = 17, num_stages: int = 6, input_size: tuple[int, int] = (368, 368)
+) -> ConvolutionalPoseMachine:
     """The paper's 6-stage CPM (368x368 input, stride 8)."""
     return ConvolutionalPoseMachine(num_keypoints, num_stages, input_size=input_size, name="cpm")
 

@@ -177,6 +177,22 @@ class DeepPoseTiny(nn.Module):
         return self.regressor(torch.flatten(x, 1)).view(-1, self.num_keypoints, 2)  # (N, K, 2)
 
 
+def deeppose_paper(num_keypoints: int = 17, dropout: float = 0.6, input_size: tuple[int, int] = (220, 220)) -> DeepPose:
+    """The paper's AlexNet-style DeepPose regressor (220x220 input, dropout 0.6)."""
+    return DeepPose(num_keypoints, dropout, input_size, name="deeppose")
+
+
+def deeppose_tiny(
+    num_keypoints: int = 17,
+    width: int = 16,
+    hidden: int = 256,
+    dropout: float = 0.0,
+    input_size: tuple[int, int] = (96, 64),
+) -> DeepPoseTiny:
+    """A small DeepPose-style regressor for CPU."""
+    return DeepPoseTiny(num_keypoints, width, hidden, dropout, input_size, name="deeppose_tiny")
+
+
 class DeepPoseCascadeStage(nn.Module):
     """Cascade stage s >= 2: from a crop around joint i, the displacement of joint i in crop-normalised units.
 

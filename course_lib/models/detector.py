@@ -392,7 +392,7 @@ def train_detector(
     check_array(images, "images", (None, 3, None, None), allow_torch=True)
     if len(boxes_list) != images.shape[0]:
         raise ValueError(f"boxes_list must have one entry per image ({images.shape[0]}), got {len(boxes_list)}")
-    from course_lib.training import resolve_device
+    from course_lib.runtime import resolve_device
 
     device = resolve_device(device)
     model.to(device)

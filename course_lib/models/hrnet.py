@@ -45,7 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.models.input_checks import check_images
+from course_lib.models.initialization import init_official
 from course_lib.models.resnet import BasicBlock, Bottleneck, conv3x3, make_layer
+from course_lib.validation import check_integer, check_size
 
 
 class HighResolutionModule(nn.Module):
@@ -219,18 +221,7 @@ class HRNet(nn.Module):
         self.size_divisor = 32
         self.input_size = tuple(input_size)
         self.name = name
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # The official initialisation: N(0, 0.001) for every convolution, zero bias, BN as the identity.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, std=0.001)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_official(self.modules())  # every layer: N(0, 0.001) convolutions, BN as the identity
 
     @staticmethod
     def _run_transition(transition: nn.ModuleList, branches: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -295,22 +286,14 @@ def branch_shapes(input_size: tuple[int, int], width: int, num_branches: int) ->
     Returns:
         one ``(C_b, H_b, W_b)`` tuple of ints per branch, highest resolution first.
     """
-    height, width_px = _positive_pair(input_size, "input_size")
-    for name, value in (("width", width), ("num_branches", num_branches)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    height, width_px = check_size(input_size, "input_size")
+    width = check_integer(width, "width", minimum=1)
+    num_branches = check_integer(num_branches, "num_branches", minimum=1)
     divisor = 4 * 2 ** (num_branches - 1)
     if height % divisor or width_px % divisor:
         raise ValueError(f"input_size {tuple(input_size)} must be multiples of 4 * 2^(num_branches - 1) = {divisor} "
                          f"for {num_branches} branches")
     return [(width * 2**b, height // (4 * 2**b), width_px // (4 * 2**b)) for b in range(num_branches)]
-
-
-def _positive_pair(size: Sequence[int], name: str) -> tuple[int, int]:
-    if not (isinstance(size, (tuple, list)) and len(size) == 2
-            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
-        raise ValueError(f"{name} must be a pair (H, W) of positive integers, got {size!r}")
-    return int(size[0]), int(size[1])
 
 
 def lateral_layers(module: HighResolutionModule, i: int) -> list[nn.Module | None]:

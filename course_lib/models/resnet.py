@@ -191,7 +191,7 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))  # (N, num_classes)
 
 
-def resnet(depth: int, num_classes: int | None = None) -> ResNet:
+def resnet_by_depth(depth: int, num_classes: int | None = None) -> ResNet:
     """ResNet-18/34/50/101/152 with the paper's widths; ``num_classes=None``: a backbone without ``fc``."""
     if depth not in RESNET_LAYOUTS:
         raise ValueError(f"depth must be one of {sorted(RESNET_LAYOUTS)}, got {depth!r}")
@@ -201,27 +201,27 @@ def resnet(depth: int, num_classes: int | None = None) -> ResNet:
 
 def resnet18(num_classes: int | None = None) -> ResNet:
     """ResNet-18 (BasicBlock, 2-2-2-2)."""
-    return resnet(18, num_classes)
+    return resnet_by_depth(18, num_classes)
 
 
 def resnet34(num_classes: int | None = None) -> ResNet:
     """ResNet-34 (BasicBlock, 3-4-6-3)."""
-    return resnet(34, num_classes)
+    return resnet_by_depth(34, num_classes)
 
 
 def resnet50(num_classes: int | None = None) -> ResNet:
     """ResNet-50 (Bottleneck, 3-4-6-3)."""
-    return resnet(50, num_classes)
+    return resnet_by_depth(50, num_classes)
 
 
 def resnet101(num_classes: int | None = None) -> ResNet:
     """ResNet-101 (Bottleneck, 3-4-23-3)."""
-    return resnet(101, num_classes)
+    return resnet_by_depth(101, num_classes)
 
 
 def resnet152(num_classes: int | None = None) -> ResNet:
     """ResNet-152 (Bottleneck, 3-8-36-3)."""
-    return resnet(152, num_classes)
+    return resnet_by_depth(152, num_classes)
 
 
 def basic_block_parameters(in_channels: int, planes: int, stride: int = 1) -> int:

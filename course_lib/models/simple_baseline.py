@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from course_lib.models.input_checks import check_images
-from course_lib.models.resnet import BasicBlock, ResNet, resnet
+from course_lib.models.initialization import init_official
+from course_lib.models.resnet import BasicBlock, ResNet, resnet_by_depth
 
 
 class SimpleBaseline(nn.Module):
@@ -80,18 +81,7 @@ class SimpleBaseline(nn.Module):
         self.size_divisor = backbone.stride
         self.input_size = tuple(input_size)
         self.name = name
-        self._init_head()
-
-    def _init_head(self) -> None:
-        # The official initialisation of the new layers: N(0, 0.001) weights, zero bias, BN as the identity.
-        for module in list(self.deconv_layers.modules()) + [self.final_layer]:
-            if isinstance(module, (nn.ConvTranspose2d, nn.Conv2d)):
-                nn.init.normal_(module.weight, std=0.001)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_official([*self.deconv_layers.modules(), self.final_layer])  # the new layers only, as officially
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` -> heatmaps ``(N, K, H / stride, W / stride)``."""
@@ -101,7 +91,7 @@ class SimpleBaseline(nn.Module):
         return self.final_layer(features)  # (N, K, H/stride, W/stride)
 
 
-def simple_baseline(
+def simple_baseline_resnet(
     depth: int = 50,
     num_keypoints: int = 17,
     num_deconv_layers: int = 3,
@@ -113,7 +103,7 @@ def simple_baseline(
     (53.0M), R152 68,635,473 (68.6M).
     """
     return SimpleBaseline(
-        resnet(depth), num_keypoints, num_deconv_layers, 256, input_size, name=f"simplebaseline_r{depth}"
+        resnet_by_depth(depth), num_keypoints, num_deconv_layers, 256, input_size, name=f"simplebaseline_r{depth}"
     )
 
 

@@ -1,0 +1,74 @@
+"""Where and how long things run: the fast profile, the device, mixed precision, batches on the device.
+
+* :func:`fast_profile` / :func:`budget`: every notebook runs through the same code in two
+  profiles, the full one (a student's run) and a fast one (``COURSE_FAST=1``: continuous
+  integration, a few steps of everything).
+* :func:`resolve_device`: ``"auto"`` picks CUDA, then Apple's MPS, then the CPU.
+* :func:`autocast_dtype`, :func:`move_batch`, :func:`default_workers`: what
+  :func:`course_lib.training.fit` does differently on a GPU (mixed precision, channels-last
+  images, loader processes).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+
+# ============================================================================ the profile
+def fast_profile() -> bool:
+    """True when ``COURSE_FAST=1``: notebooks run fewer steps (CI), through the same code."""
+    return os.environ.get("COURSE_FAST", "0").strip().lower() not in ("", "0", "false", "no")
+
+
+def budget(full: Any, fast: Any) -> Any:
+    """``fast`` under ``COURSE_FAST=1``, else ``full``: e.g. ``steps = budget(1500, 60)``."""
+    return fast if fast_profile() else full
+
+
+# ============================================================================ devices
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; anything else is passed to ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'mps' or a torch.device, got {device!r}") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
+    return resolved
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """Mixed-precision type: bfloat16 on CUDA where supported (no loss scaling needed), else float16; None off CUDA."""
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def move_batch(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
+    """Move every tensor of a collated batch to ``device`` (the image in channels-last layout if asked)."""
+    moved = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device, non_blocking=True)
+            if channels_last and key == "image" and value.dim() == 4:
+                value = value.contiguous(memory_format=torch.channels_last)
+        moved[key] = value
+    return moved
+
+
+def default_workers(device: torch.device) -> int:
+    """Loader worker processes: none on the CPU (they would take cores from the model), several on a GPU."""
+    if device.type == "cpu":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
