@@ -3,6 +3,13 @@
     python -m course_lib.train --model simplebaseline_tiny --steps 1500
     python -m course_lib.train --model hrnet_tiny --steps 500 --device cuda --json
     python -m course_lib.train --model deeppose_tiny --max-seconds 180 --data data/synthetic/single
+    python -m course_lib.train --model simplebaseline_tiny --steps 1500 --out runs/sb_tiny.pt
+    python -m course_lib.train --model simplebaseline_r50 --pretrained auto --data data/coco --out runs/r50.pt
+
+``--out FILE`` writes the trained model as a course checkpoint (weights, preset, input size,
+keypoint set; no optimizer) that ``python -m course_lib.predict``, ``course_lib.export`` and
+``zoo.load`` read.  ``--pretrained FILE|auto`` starts the backbone from ImageNet weights
+(torchvision's ResNet file or HRNet's ImageNet file; ``auto``: torchvision's weight cache).
 
 ``--data DIR`` is a folder with ``train/annotations.json`` and ``val/annotations.json`` (COCO
 keypoint format; default: the synthetic single-person set).  With ``--json`` the last line
@@ -17,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from course_lib import losses, models, training
+from course_lib import losses, models, training, weights
 from course_lib.data import DATA_ROOT
 
 
@@ -36,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flip-test", action="store_true", help="evaluate with the flip test")
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="save last.pt here (and resume from it)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--out", type=Path, default=None, help="write the trained model here (a course checkpoint)")
+    parser.add_argument("--pretrained", default=None, help="ImageNet backbone weights: a file, or 'auto'")
     args = parser.parse_args(argv)
 
     if args.model not in models.list_models():
@@ -44,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.data / split / "annotations.json").is_file():
             parser.error(f"--data {args.data} has no {split}/annotations.json (run `make data` for the default)")
     try:
-        model = models.build(args.model)
+        model = models.build(args.model, pretrained=args.pretrained)
         input_size, heatmap_size = training.model_sizes(model)
         train_data = training.top_down_data(args.data / "train", input_size, heatmap_size, augment=True, seed=args.seed)
         val_data = training.top_down_data(args.data / "val", input_size, heatmap_size)
@@ -56,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.checkpoint_dir is not None, progress=not args.json,
         )
         scores = training.evaluate(model, val_data, flip_test=args.flip_test, device=args.device).metrics
-    except (ValueError, TypeError, FloatingPointError, FileNotFoundError) as error:
+        if args.out is not None:
+            weights.save_model(args.out, model.cpu(), args.model, validation=scores)
+    except (ValueError, TypeError, FloatingPointError, FileNotFoundError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     summary = {

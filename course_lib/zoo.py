@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_lib import losses, models, training
+from course_lib import losses, models, training, weights
 from course_lib.data import DATA_ROOT, default_split_dir
 
 
@@ -120,10 +120,21 @@ def pretrained(
     model, history, scores = train_recipe(name, fast=path.stem.endswith("-fast"), progress=progress, data_root=data_root)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two kernels may train at once
-    torch.save({"model": model.state_dict(), "fingerprint": fingerprint, "recipe": asdict(recipe),
-                "validation": scores, "seconds": history.seconds}, temporary)
+    weights.save_model(temporary, model, recipe.model, fingerprint=fingerprint, recipe=asdict(recipe),
+                       validation=scores, seconds=history.seconds)
     os.replace(temporary, path)
     model.validation = scores
+    return model.to(device).eval()
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> nn.Module:
+    """A model saved as a course checkpoint (``python -m course_lib.train --out FILE``, or this cache), eval mode.
+
+    The file names its preset, input size and keypoint count; it is read with
+    ``weights_only=True``.  ``model.validation`` holds the metrics saved with it, if any.
+    """
+    model = weights.model_from_checkpoint(path)
+    model.validation = weights.read_checkpoint(path).get("validation", {})
     return model.to(device).eval()
 
 

@@ -78,8 +78,12 @@ def list_models() -> list[str]:
     return sorted(PRESETS)
 
 
-def build(name: str, num_keypoints: int = 17, **overrides) -> nn.Module:
+def build(name: str, num_keypoints: int = 17, *, weights=None, pretrained=None, **overrides) -> nn.Module:
     """Build the preset ``name`` with ``num_keypoints`` outputs; ``overrides`` go to its constructor function.
+
+    ``weights=FILE`` loads a whole model (the course's checkpoints, the official SimpleBaseline
+    and HRNet releases, MMPose's checkpoints); ``pretrained=FILE`` or ``"auto"`` initialises the
+    backbone from ImageNet weights (see :mod:`course_lib.weights`).
 
     Examples: ``build("hrnet_w32")``, ``build("simplebaseline_tiny", num_deconv_layers=2)``,
     ``build("hourglass_tiny", num_stacks=1, skip_connections=False)``,
@@ -103,6 +107,14 @@ def build(name: str, num_keypoints: int = 17, **overrides) -> nn.Module:
     divisor = getattr(model, "size_divisor", 1)
     if any(s % divisor for s in model.input_size):
         raise ValueError(f"input_size {model.input_size} of {name} must be multiples of {divisor}")
+    if pretrained is not None:
+        from course_lib import weights as weight_files
+
+        weight_files.load_pretrained(model, pretrained)
+    if weights is not None:
+        from course_lib import weights as weight_files
+
+        weight_files.load_weights(model, weights)
     return model
 
 
