@@ -35,6 +35,7 @@ import contextlib
 import html
 import io
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -815,7 +816,8 @@ def prediction_browser(
         model: a heatmap model (``(N, K, h, w)`` output, or a list of stages) or a coordinate
             regressor (``(N, K, 2)``, shown without a heatmap).
         dataset: a :class:`~course_lib.top_down.TopDownDataset` without augmentation (e.g.
-            :func:`course_lib.training.top_down_data`), or a ``Subset`` of one.
+            :func:`course_lib.training.top_down_data`), or a ``Subset`` of one; or a folder of
+            photographs (:func:`photo_browser`).
         decoder: how heatmaps are read: a name of :data:`course_lib.heatmaps.DECODERS` or a
             function, as for :func:`course_lib.prediction.predict`.
         index: starting position in the browsing order.
@@ -832,6 +834,8 @@ def prediction_browser(
     """
     from course_lib.prediction import predict
 
+    if isinstance(dataset, (str, os.PathLike)):  # a folder of photographs, no ground truth
+        return photo_browser(model, dataset, decoder=decoder, index=index, joint=joint)
     base = _check_browser_inputs(model, dataset, decoder)
     predictions = predict(model, dataset, decoder=decoder, batch_size=batch_size, device=device, keep_heatmaps=True)
     if predictions.keypoints.shape != predictions.gt_keypoints.shape:
@@ -949,3 +953,52 @@ def _prediction_readout(state: dict, names: list[str]) -> str:
             ["score (heatmap max)", f"{state['score']:.3f}"],
             ["mean error, this person", f"{state['mean_error']:.2f}" if state["mean_error"] >= 0 else "-"]]
     return _table(["", ""], rows)
+
+
+def photo_browser(model: Any, folder: str | os.PathLike, *, boxes: dict | None = None, decoder: str = "quarter_offset",
+                  index: int = 0, joint: int | str = 0, flip_test: bool = False) -> Demo:
+    """Browse a model's poses on any folder of photographs (no ground truth): the skeleton and one joint's heatmap.
+
+    Each photograph's person is ``boxes[file_name]`` (COCO ``[x, y, w, h]``), by default the
+    whole image; the model runs through :func:`course_lib.inference.estimate` (the official
+    crop, decoding and flip test).  ``model`` is a network or an
+    :class:`~course_lib.inference.PoseEstimator`.  ``state``: ``file``, ``keypoints``
+    ``(K, 2)``, ``scores`` ``(K,)``, ``joint``, ``heatmap``.
+    """
+    from pathlib import Path
+
+    from course_lib import inference
+    from course_lib.predict import image_files
+    from course_lib.viz import draw_pose, overlay_heatmap, show_image
+
+    estimator = model if isinstance(model, inference.PoseEstimator) else inference.PoseEstimator(
+        model, getattr(model, "name", "model"), decoder=decoder, flip_test=flip_test)
+    files = image_files(Path(folder))
+    names = list(COCO_KEYPOINTS) if estimator.keypoint_set == "coco" else [f"joint {i}" for i in range(99)]
+    joint = _joint_index(joint, names, "joint")
+    controls = {"index": widgets.IntSlider(value=check_integer(index, "index", minimum=0, maximum=len(files) - 1),
+                                           min=0, max=len(files) - 1, description="photo"),
+                "joint": widgets.Dropdown(options=[(n, i) for i, n in enumerate(names[:estimator.model.num_keypoints])],
+                                          value=joint, description="joint")}
+
+    def draw(demo: Demo) -> str:
+        path, k = files[controls["index"].value], int(controls["joint"].value)
+        image = inference.read_image(path)
+        box = (boxes or {}).get(path.name, [0.0, 0.0, image.shape[1] - 1.0, image.shape[0] - 1.0])
+        people = inference.estimate(estimator, image, [box])
+        crops, _, _ = inference.crop_people(image, people.boxes, estimator.input_size)
+        maps = inference.predict_heatmaps(estimator, inference.crops_to_tensor(crops, estimator.color))
+        demo.state.update(file=path.name, keypoints=people.keypoints[0], scores=people.scores[0], joint=k,
+                          heatmap=maps[0, k].numpy())
+        whole, crop_ax = demo.figure.subplots(1, 2)
+        show_image(image, whole)
+        draw_pose(people.keypoints[0], np.where(people.scores[0] > 0.2, 2, 0), ax=whole, linewidth=1.5)
+        whole.plot(*people.keypoints[0, k], "x", color="red", markersize=12, markeredgewidth=3)
+        whole.set_title(path.name, fontsize=11)
+        overlay_heatmap(crops[0], demo.state["heatmap"], ax=crop_ax, alpha=0.55)
+        crop_ax.set_title(f"the crop and the heatmap of {names[k]}", fontsize=11)
+        return _table(["", ""], [["photo", path.name], ["joint", names[k]],
+                                 ["score (heatmap max)", f"{people.scores[0, k]:.3f}"]])
+
+    return Demo(controls, draw, figsize=(10.0, 4.8), rows=[["index", "joint"]])
+

@@ -250,3 +250,16 @@ def test_each_release_keeps_its_own_colour_order(tmp_path):
     assert torch.equal(estimator.model.final_layer.weight, state["final_layer.weight"])
     with pytest.raises(ValueError, match="--model is needed"):
         inference.load_estimator(None, tmp_path / "official.pth")
+
+
+def test_the_prediction_browser_works_on_a_folder_of_photographs(photos):
+    from course_lib import widgets
+
+    model = models.build("simplebaseline_tiny").eval()
+    demo = widgets.prediction_browser(model, photos, joint="left_wrist")
+    assert demo.state["file"] == "astronaut.png" and demo.state["keypoints"].shape == (17, 2)
+    assert demo.state["heatmap"].shape == (24, 16) and demo.state["joint"] == 9
+    demo.controls["index"].value = 2
+    assert demo.state["file"] == "coffee.png"
+    with pytest.raises(ValueError, match="holds no image"):
+        widgets.prediction_browser(model, photos / "..")
