@@ -31,11 +31,16 @@ module                       what it holds (chapter)
 ``metrics``                  PCP, PCK, PCKh, PDJ, OKS, COCO keypoint AP, OKS-NMS (08, 09)
 ``multi_person``             the top-down multi-person pipeline, detection to COCO AP (09)
 ``grouping``                 bottom-up grouping of joints by associative-embedding tags (09)
-``widgets``                  interactive demos for class (02, 05, 06-08)
+``weights``                  weights from files: the course's checkpoints, the papers' releases,
+                             MMPose's, ImageNet backbones; all read with weights_only (10)
+``inference``                pose estimation on photographs as the papers' code runs it (10)
+``widgets``                  interactive demos for class (02, 05, 06-08, 10)
 ``report``                   experiment tables (every chapter)
 ``grading``                  notebook release and autograding (instructors)
 ``book``, ``train``,         command lines: run every chapter (``make book``), train a model,
-``evaluate``                 evaluate COCO files
+``evaluate``, ``predict``,   evaluate COCO files, predict on photos and videos, score COCO val
+``evaluate_coco``,           as the papers did, export to ONNX
+``export``
 ``validation``               the input checks used at every public boundary
 ===========================  =========================================================
 

@@ -76,17 +76,22 @@ def test_hrnet_files_load_whole(tmp_path, w32, fixture):
     assert len(state) == len(ours)
 
 
-def test_weights_that_do_not_fit_the_preset_are_refused_by_name(tmp_path):
-    torch.save(fake_state_dict("official_simplebaseline_r50"), tmp_path / "r50.pth")
-    with pytest.raises(ValueError, match=r"missing .*backbone\.layer3\.6"):
-        models.build("simplebaseline_r101", weights=tmp_path / "r50.pth")
+def test_weights_that_do_not_fit_the_preset_are_refused_by_name(tmp_path, r50, w32):
+    before = {name: tensor.clone() for name, tensor in r50.state_dict().items()}
+    state = fake_state_dict("official_simplebaseline_r50")
+    torch.save({k: v for k, v in state.items() if not k.startswith("layer4.2.")}, tmp_path / "short.pth")
+    with pytest.raises(ValueError, match=r"missing .*backbone\.layer4\.2"):
+        weights.load_weights(r50, tmp_path / "short.pth")
+    state["final_layer.weight"], state["final_layer.bias"] = torch.zeros(16, 256, 1, 1), torch.zeros(16)
+    torch.save(state, tmp_path / "mpii.pth")
+    with pytest.raises(ValueError, match=r"wrong shape 2: final_layer\.weight \(16, 256, 1, 1\)"):
+        weights.load_weights(r50, tmp_path / "mpii.pth")
     torch.save(fake_state_dict("official_hrnet_w32"), tmp_path / "w32.pth")
-    with pytest.raises(ValueError, match=r"wrong shape .*\(48, 64, 3, 3\)|wrong shape"):
-        models.build("hrnet_w48", weights=tmp_path / "w32.pth")
-    with pytest.raises(ValueError, match="do not fit a simplebaseline|missing"):
-        models.build("simplebaseline_r50", weights=tmp_path / "w32.pth")
     with pytest.raises(ValueError, match="wrong shape"):
-        models.build("simplebaseline_r50", num_keypoints=16, weights=tmp_path / "r50.pth")
+        models.build("hrnet_tiny", weights=tmp_path / "w32.pth")
+    with pytest.raises(ValueError, match="missing"):
+        weights.load_weights(r50, tmp_path / "w32.pth")
+    assert all(torch.equal(before[name], tensor) for name, tensor in r50.state_dict().items())  # nothing loaded
 
 
 class Payload:  # unpickling an arbitrary object may run code: weights_only refuses it
@@ -155,13 +160,39 @@ def test_the_course_checkpoint_names_its_preset_and_rebuilds_the_model(tmp_path)
         weights.read_checkpoint(tmp_path / "official.pth")
 
 
+def small_split_copy(root, images: int = 8):
+    """The first ``images`` images of the synthetic single-person set (train and val), their folders linked."""
+    from course_lib.data import default_split_dir
+
+    for split in ("train", "val"):
+        source = default_split_dir(f"single/{split}")
+        coco = json.loads((source / "annotations.json").read_text())
+        kept = {image["id"] for image in coco["images"][:images]}
+        coco["images"] = [image for image in coco["images"] if image["id"] in kept]
+        coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in kept]
+        (root / split).mkdir(parents=True)
+        (root / split / "annotations.json").write_text(json.dumps(coco))
+        (root / split / "images").symlink_to(source / "images")
+    return root
+
+
 def test_train_out_writes_a_checkpoint_that_zoo_reads(tmp_path):
     from course_lib import train
 
     out = tmp_path / "sb.pt"
+    data = small_split_copy(tmp_path / "data")
     assert train.main(["--model", "simplebaseline_tiny", "--steps", "2", "--batch-size", "4", "--json",
-                       "--out", str(out)]) == 0
+                       "--data", str(data), "--out", str(out)]) == 0
     content = weights.read_checkpoint(out)
     assert content["preset"] == "simplebaseline_tiny" and "optimizer" not in content
     assert set(content["validation"]) >= {"pck@0.2"}
     assert zoo.load(out).input_size == (96, 64)
+
+
+def test_train_pretrained_starts_from_an_imagenet_file_or_says_why_not(tmp_path, capsys):
+    from course_lib import train
+
+    assert train.main(["--model", "simplebaseline_tiny", "--steps", "1", "--pretrained", "auto", "--json"]) == 1
+    assert "no ImageNet ResNet layout" in capsys.readouterr().err
+    assert train.main(["--model", "hrnet_tiny", "--steps", "1", "--pretrained", str(tmp_path / "none.pth")]) == 1
+    assert "does not exist" in capsys.readouterr().err
