@@ -263,3 +263,13 @@ def test_the_prediction_browser_works_on_a_folder_of_photographs(photos):
     assert demo.state["file"] == "coffee.png"
     with pytest.raises(ValueError, match="holds no image"):
         widgets.prediction_browser(model, photos / "..")
+
+
+def test_an_mpii_checkpoint_predicts_its_own_sixteen_joints(tmp_path, photos):
+    model = models.build("hrnet_tiny", num_keypoints=16)
+    checkpoint = weights.save_model(tmp_path / "mpii.pt", model, "hrnet_tiny", keypoint_set="mpii")
+    assert run("--weights", checkpoint, "--image", photos / "chelsea.png", "--box", 50, 20, 300, 280,
+               "--flip-test", "--out", tmp_path / "out") == 0
+    (result,) = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(result["keypoints"]) == 16 * 3 and (tmp_path / "out" / "chelsea_pose.png").is_file()
+
