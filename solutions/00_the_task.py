@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 00 · The task: keypoints, the COCO format and the data of this course
+# # Chapter 00: Keypoints, the COCO format and the data of this course
 #
 # Human pose estimation finds the **keypoints** of people in an image: the joints (shoulders,
 # elbows, wrists, hips, knees, ankles) and a few points of the face. For one person the answer
@@ -83,8 +83,8 @@ plt.show()
 # - **MPII-16** (Andriluka et al. 2014): no face points, but the pelvis, thorax, upper neck and
 #   the top of the head. PCKh, the metric of chapter 08, comes from this data set: it measures
 #   errors relative to the size of the head, which needs the head's top.
-# - **LSP-14** (Johnson & Everingham 2010): the 14-point skeleton of the lecture notes and of
-#   the DeepPose paper (chapter 01): the limbs, the neck and the top of the head.
+# - **LSP-14** (Johnson & Everingham 2010): the 14-point skeleton of the DeepPose paper
+#   (chapter 01): the limbs, the neck and the top of the head.
 #
 # The numbers are each joint's index in its set. They differ from set to set (COCO's left
 # shoulder is 5, MPII's 13, LSP's 9), so converting between sets goes by the joints' names,
@@ -543,6 +543,7 @@ def split_statistics(name):
            "median height (px)": float(np.median(heights)),
            "median height / image": float(np.median(heights) / split["images"][0]["height"]),
            "labelled per person": float((flags > 0).sum(axis=1).mean()),
+           "fewest labelled": int((flags > 0).sum(axis=1).min()),
            "v=0": float((flags == 0).mean()), "v=1": float((flags == 1).mean()), "v=2": float((flags == 2).mean())}
     return row, {"flags": flags, "heights": heights, "per_image": per_image}
 
@@ -550,10 +551,11 @@ def split_statistics(name):
 results = {name: split_statistics(name) for name in data.DEFAULT_SPLITS}
 rows = [row for row, _ in results.values()]
 hidden_share = np.mean([row["v=1"] for row in rows])
+fewest = ", ".join(f"{row['fewest labelled']} in {row['split']}" for row in rows)
 table = report.experiment_table(
     rows, chapter="00", title="The synthetic data: people, sizes and visibility per split",
     note=(f"No paper number to reproduce: this describes our data. {hidden_share:.0%} of the keypoints are hidden "
-          "(v = 1) and every person has at least 8 labelled keypoints by construction, whereas COCO also holds "
+          f"(v = 1), and every person has some labelled keypoints (at least {fewest}), whereas COCO also holds "
           "many small people and crowds with no labelled keypoints at all (num_keypoints = 0)."),
     floatfmt=".2f",
 )
