@@ -629,6 +629,11 @@ plt.show()
 #   | DeepPose, stage 2 | 0.56 | 0.36 | 0.78 | 0.70 | 0.60 |
 #   | DeepPose, stage 3 | 0.56 | 0.38 | 0.77 | 0.71 | 0.61 |
 #
+#   LSP's PCP scores ten parts: the eight limbs, the torso (neck to pelvis) and the head (neck
+#   to head top). COCO has no neck, pelvis or head top, so the course's COCO-PCP
+#   (`metrics.pcp`, chapter 08) scores the torso's two sides (shoulder to hip) instead of
+#   LSP's torso and head: its numbers are not comparable with LSP's.
+#
 #   The cascade added 7 points of average PCP, most of it in the second stage, and most for the
 #   lower arms (the wrists are the hardest joints). The third stage added little. The stretch
 #   exercise below writes what a third stage does to the pose.
