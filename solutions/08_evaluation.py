@@ -118,7 +118,7 @@ fig.tight_layout()
 #
 # $$\text{correct} = \big[\lVert \hat y_a - g_a\rVert \le t L\big] \wedge \big[\lVert \hat y_b - g_b\rVert \le t L\big], \qquad t = 0.5 .$$
 #
-# PCP is the fraction of correct limbs ("parts"). The lecture notes write it as correct joints
+# PCP is the fraction of correct limbs ("parts"). It is sometimes written as correct joints
 # over all joints; the papers count **limbs**, and so does the course. This is **strict PCP**.
 # Some later papers used a *loose* variant (the *average* of the two endpoint errors under
 # $tL$), which gives higher numbers for the same predictions; compare PCP numbers only when you
@@ -218,8 +218,7 @@ checks.hidden_pck(pck)
 # value, using the course's implementations (`metrics.bbox_size`, `metrics.head_size`,
 # `metrics.torso_diameter`, `metrics.box_diagonal`). The second panel asks how stable each
 # length is: the **torso diameter** (left shoulder to right hip, DeepPose's choice) shrinks
-# when a person turns sideways, and the notes point out this weakness and the fix (the box
-# diagonal). Our 3D stick figures turn, so we can see it happen, and PDJ of the same
+# when a person turns sideways, a weakness that the box diagonal fixes. Our 3D stick figures turn, so we can see it happen, and PDJ of the same
 # predictions depends on which length it divides by.
 
 # %%
@@ -261,7 +260,7 @@ for name, norm in [("torso diameter", torso_norm), ("box diagonal", metrics.box_
 #
 # - $d_i$: distance between the predicted and the true keypoint $i$, in pixels;
 # - $s$: the person's scale, with $s^2$ = the person's **segmented area** in pixels (not the
-#   box area; the notes say only "the size of the person");
+#   box area, and not just "the size of the person");
 # - $k_i = 2\sigma_i$: a per-keypoint constant. COCO measured $\sigma_i$ from how much its
 #   annotators disagreed on 5000 doubly-annotated images: eyes are placed consistently
 #   ($\sigma = 0.025$), hips are not ($\sigma = 0.107$). The same 5-pixel error costs much
@@ -374,7 +373,7 @@ widgets.oks_explorer()
 # 4. Average over the ten thresholds $t = 0.50, 0.55, \dots, 0.95$: COCO's **AP**. **AR** is
 #    the final recall, averaged over the same thresholds.
 #
-# The notes mention AP at 0.5 and 0.75; those are COCO's AP$^{50}$ and AP$^{75}$, reported
+# AP at 0.5 and at 0.75 are COCO's AP$^{50}$ and AP$^{75}$, reported
 # beside the headline AP, which averages all ten thresholds.
 #
 # ### Exercise 3: greedy matching in one image
@@ -721,3 +720,24 @@ fig.tight_layout()
 # the 5 correct ones survive. It hurts images with more than 20 people, or models whose scores
 # rank true poses below spurious ones.
 # </details>
+
+# %% [markdown]
+# ## Summary
+#
+# - **PCP** scores limbs: a limb is correct when both ends lie within half its length (strict
+#   PCP); loose PCP averages the two errors and gives higher numbers; PCPm uses the set's mean
+#   limb length.
+# - **PCK**, **PCKh** and **PDJ** score joints within a radius proportional to a size: the box,
+#   the head box, the torso diameter or the box diagonal; the choice of size changes the
+#   number, and the torso diameter collapses when a person turns sideways.
+# - **OKS** is COCO's similarity of two poses: $\exp(-d_i^2 / 2 s^2 k_i^2)$ averaged over the
+#   labelled keypoints, with $s^2$ the segmented area and $k_i = 2 \sigma_i$ from annotator
+#   agreement.
+# - **COCO AP**: greedy matching of the detections by score in each image, a
+#   precision-recall curve over the data set, precision interpolated at 101 recall levels, and
+#   the mean over ten OKS thresholds from 0.50 to 0.95.
+# - The course's evaluator gives the same numbers as pycocotools on the same files.
+# - Traps: the segmented area and not the box area, people without keypoints are ignored, and
+#   at most 20 detections per image are scored.
+# - One set of predictions ranks differently under different metrics: compare numbers only
+#   under the same metric, threshold and normaliser.

@@ -113,7 +113,7 @@ def bbox_size(boxes: np.ndarray) -> np.ndarray:
 def box_diagonal(boxes: np.ndarray) -> np.ndarray:
     """Diagonal ``sqrt(w^2 + h^2)`` of COCO boxes ``(N, 4)`` ``[x, y, w, h]`` -> ``(N,)``.
 
-    The normaliser the lecture notes recommend for PDJ: unlike the torso diameter it never
+    A better normaliser for PDJ than the torso diameter: unlike the torso diameter it never
     collapses when the person turns sideways.
     """
     boxes = _check_boxes(boxes, "boxes")
@@ -181,7 +181,7 @@ def pck(
         correct_nk = [ ||pred_nk - gt_nk|| / norm_n <= threshold ],   counted where visible_nk > 0
 
     ``norm`` ``(N,)`` is any per-person size in pixels: :func:`bbox_size` (MMPose's PCK),
-    :func:`torso_diameter` (PCK@0.2 of the notes), :func:`head_size` (PCKh).
+    :func:`torso_diameter` (PCK@0.2 of the LSP papers), :func:`head_size` (PCKh).
     Reference: Yang & Ramanan, "Articulated human detection with flexible mixtures of parts",
     TPAMI 2013.
     """
@@ -221,10 +221,10 @@ def pdj(
 
         detected_nk = [ ||pred_nk - gt_nk|| / norm_n <= threshold ]
 
-    DeepPose takes ``norm`` = the torso diameter (:func:`torso_diameter`); the notes point out
-    that a torso seen from the side has almost no width, so the radius collapses and every
+    DeepPose takes ``norm`` = the torso diameter (:func:`torso_diameter`); a weakness:
+    a torso seen from the side has almost no width, so the radius collapses and every
     joint of that person fails.  The box diagonal (:func:`box_diagonal`) does not have this
-    problem.  Computationally PDJ is PCK with that normaliser.  The lecture's example:
+    problem.  Computationally PDJ is PCK with that normaliser.  For example:
     PDJ@0.05 with a body size of 500 px accepts joints within 25 px.
     Reference: Toshev & Szegedy, "DeepPose: Human Pose Estimation via Deep Neural Networks",
     CVPR 2014.

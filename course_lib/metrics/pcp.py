@@ -11,7 +11,7 @@ PCP scores **limbs** (parts), not joints.  A limb (a, b) of ground-truth length
 * **loose PCP** (used by some later papers, which makes their numbers look better): the
   *average* of the two endpoint errors within ``t * L``.  Strict PCP is never higher.
 
-With t = 0.5 the radius is "half the limb length", the notes' definition.  Short limbs get
+With t = 0.5 the radius is "half the limb length", the usual definition.  Short limbs get
 small radii, so PCP punishes small people and foreshortened limbs; **PCPm** (Andriluka et al.
 2014) replaces each instance's length by the *mean* length of that limb over the whole test
 set, so every instance of, say, the left forearm gets the same radius.
