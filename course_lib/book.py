@@ -7,7 +7,8 @@ For each ``solutions/NN_name.py`` it runs the instructor's notebook (solutions a
 tests included) top to bottom in the course's kernel, then writes ``build/book/NN_name.ipynb``
 (executed, with outputs) and ``build/book/NN_name.html``.  Each chapter's experiment tables
 (:func:`course_lib.report.experiment_table`) are collected into ``build/book/index.html``
-with the time every chapter took.  Exit status 1 if any chapter failed.
+with the time every chapter took, the bullets of its ``## Summary`` section and its stretch
+exercises (:func:`chapter_outline`).  Exit status 1 if any chapter failed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import html
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -88,6 +90,57 @@ def execute_chapter(
     return ChapterRun(source.stem, nb, time.perf_counter() - start, error)
 
 
+@dataclass(frozen=True)
+class StretchExercise:
+    """A stretch exercise as the book lists it: the function, its bonus points, the heading above it."""
+
+    name: str
+    points: float
+    heading: str
+
+
+def chapter_outline(nb: nbformat.NotebookNode) -> tuple[list[str], list[StretchExercise]]:
+    """The bullets of the chapter's ``## Summary`` section and its stretch exercises, in order.
+
+    A bullet is a markdown line starting with ``- `` or ``* `` after the ``## Summary`` heading
+    and before the next heading; a continuation line (indented) joins its bullet.  A stretch
+    exercise is one whose graded cell says ``# bonus: N``
+    (:mod:`course_lib.grading.authoring`), listed with the last markdown heading above it.
+    """
+    from course_lib.grading.authoring import exercises
+
+    bullets: list[str] = []
+    in_summary = False
+    heading = ""
+    headings: dict[str, str] = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            headings.setdefault(cell.get("id", ""), heading)
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("#"):
+                heading = line.lstrip("#").strip()
+                in_summary = bool(re.fullmatch(r"##\s*Summary\s*", line.strip()))
+            elif in_summary and re.match(r"^[-*] ", line):
+                bullets.append(line[2:].strip())
+            elif in_summary and bullets and line.startswith("  ") and line.strip():
+                bullets[-1] += " " + line.strip()
+    stretch = [StretchExercise(e.name, e.points, headings.get(e.answer_id, "")) for e in exercises(nb) if e.bonus]
+    return bullets, stretch
+
+
+def _outline_html(nb: nbformat.NotebookNode) -> str:
+    bullets, stretch = chapter_outline(nb)
+    parts = []
+    if bullets:
+        parts.append("<h3>Summary</h3><ul>" + "".join(f"<li>{html.escape(b)}</li>" for b in bullets) + "</ul>")
+    if stretch:
+        parts.append("<h3>Stretch exercises</h3><ul>" + "".join(
+            f"<li><code>{html.escape(e.name)}</code> ({e.points:g} bonus point{'s' if e.points != 1 else ''})"
+            f"{': ' + html.escape(e.heading) if e.heading else ''}</li>" for e in stretch) + "</ul>")
+    return "".join(parts)
+
+
 def write_html(nb: nbformat.NotebookNode, path: Path) -> None:
     from nbconvert import HTMLExporter
 
@@ -96,7 +149,7 @@ def write_html(nb: nbformat.NotebookNode, path: Path) -> None:
 
 
 def summary_page(runs: list[ChapterRun], book_dir: Path, fast: bool) -> str:
-    """The index page: per chapter its status, time, and experiment tables."""
+    """The index page: per chapter its status, time, summary, stretch exercises and experiment tables."""
     tables: dict[str, list[dict]] = {}
     for path in sorted((book_dir / "experiments").glob("*.json")):
         table = json.loads(path.read_text())
@@ -114,6 +167,7 @@ def summary_page(runs: list[ChapterRun], book_dir: Path, fast: bool) -> str:
         status = "ok" if run.error is None else f"<span class='fail'>failed: {html.escape(run.error)}</span>"
         parts.append(f"<h2><a href='{run.name}.html'>{html.escape(run.name)}</a></h2>"
                      f"<p>{status}; {run.seconds:.0f} s</p>")
+        parts.append(_outline_html(run.notebook))
         for table in tables.get(number, []):
             head = "".join(f"<th>{html.escape(c)}</th>" for c in table["columns"])
             rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"

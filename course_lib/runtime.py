@@ -4,17 +4,54 @@
   profiles, the full one (a student's run) and a fast one (``COURSE_FAST=1``: continuous
   integration, a few steps of everything).
 * :func:`resolve_device`: ``"auto"`` picks CUDA, then Apple's MPS, then the CPU.
+* :func:`seeded` / :func:`seed_everything`: the course's one seeding convention (below).
 * :func:`autocast_dtype`, :func:`move_batch`, :func:`default_workers`: what
   :func:`course_lib.training.fit` does differently on a GPU (mixed precision, channels-last
   images, loader processes).
+
+Seeding convention: an experiment has one ``seed`` and it reaches every random choice.  The
+model's initial weights come from ``models.build(name, seed=seed)`` (a model built by hand:
+inside ``with seeded(seed):``), then ``training.fit(..., seed=seed)`` seeds the updates, the
+order of the items and the augmentation.  A cell that draws anything else from the global
+random state starts with ``seed_everything(seed)``.  So a rerun of a chapter gives the same
+weights and the same tables on the same machine, whatever ran before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+import random
+from typing import Any, Iterator
+
+import numpy as np
 
 import torch
+
+
+# ============================================================================ seeds
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"seed must be a whole number >= 0, got {seed!r}")
+    return int(seed)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global random generators with ``seed``."""
+    seed = _check_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's generator seeded by ``seed``, then restore the global state:
+    ``with seeded(0): model = MyNet()`` gives the same weights whatever ran before."""
+    seed = _check_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 # ============================================================================ the profile

@@ -12,7 +12,9 @@ Read it top to bottom, as a run goes:
   continue: weights, optimizer, random state and the position in the data.
 
 Reproducibility: on the CPU the same ``seed`` gives the same weights and metrics.  Every
-random choice is seeded: the weights (``torch.manual_seed``), the order of the items and the
+random choice is seeded: the initial weights (``models.build(name, seed=seed)``, or a model
+built inside ``with training.seeded(seed):``; see :mod:`course_lib.runtime`), the updates
+(``torch.manual_seed``), the order of the items and the
 loaders (:mod:`course_lib.schedules`, from ``(seed, epoch)``, never from the global random
 state), and the augmentation (drawn by the data set from ``(seed, epoch, index)``, whatever the
 number of loader workers).  A checkpoint stores the step, the position in the epoch and the
@@ -20,7 +22,8 @@ global random state (which only the model draws from, e.g. for dropout), so ``re
 after a killed run ends with exactly the weights of an uninterrupted run.
 
 The neighbours, re-exported here because the notebooks call them as ``training.*``:
-:mod:`course_lib.runtime` (``budget``, ``fast_profile``, ``resolve_device``...),
+:mod:`course_lib.runtime` (``budget``, ``fast_profile``, ``resolve_device``, ``seeded``,
+``seed_everything``...),
 :mod:`course_lib.schedules` (``learning_rate``, ``EpochBatches``),
 :mod:`course_lib.top_down` (``top_down_data``, ``model_sizes``),
 :mod:`course_lib.prediction` (``predict``, ``Predictions``) and
@@ -50,6 +53,8 @@ from course_lib.runtime import (  # noqa: F401  (re-exported)
     fast_profile,
     move_batch,
     resolve_device,
+    seed_everything,
+    seeded,
 )
 from course_lib.schedules import EpochBatches, epoch_loader, learning_rate  # noqa: F401  (re-exported)
 from course_lib.scoring import Evaluation, coco_dicts, evaluate, score_predictions  # noqa: F401  (re-exported)

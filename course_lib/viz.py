@@ -12,6 +12,7 @@ ones (v = 1) hollow circles with dashed limbs; unlabelled ones (v = 0) are not d
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import matplotlib.patheffects as path_effects
@@ -317,3 +318,244 @@ def draw_errors(
     elif not ax.yaxis_inverted():
         ax.invert_yaxis()
     return ax
+
+
+# ============================================================================ block diagrams
+BLOCK_SHAPES = ("box", "round", "down", "up", "circle")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of a diagram: ``name`` (for arrows), its ``label``, centre ``xy`` and ``size`` (w, h).
+
+    ``shape``: ``"box"`` (a layer), ``"round"`` (an input or output), ``"down"`` / ``"up"``
+    (a trapezoid narrowing or widening to the right: resolution going down or up),
+    ``"circle"`` (an operation such as +).
+    """
+
+    name: str
+    label: str
+    xy: tuple[float, float]
+    size: tuple[float, float] = (1.6, 0.8)
+    shape: str = "box"
+    color: str = "#dbe9f6"
+
+
+def _block_patch(block: Block) -> Any:
+    from matplotlib.patches import Circle, FancyBboxPatch, Polygon
+
+    (x, y), (w, h) = block.xy, block.size
+    style = {"facecolor": block.color, "edgecolor": "#333333", "linewidth": 1.0, "zorder": 2}
+    if block.shape == "circle":
+        return Circle((x, y), min(w, h) / 2, **style)
+    if block.shape in ("down", "up"):
+        inset = 0.25 * h
+        left, right = (h / 2, h / 2 - inset) if block.shape == "down" else (h / 2 - inset, h / 2)
+        return Polygon([(x - w / 2, y - left), (x + w / 2, y - right), (x + w / 2, y + right), (x - w / 2, y + left)],
+                       closed=True, **style)
+    pad = 0.25 * min(w, h) if block.shape == "round" else 0.02
+    return FancyBboxPatch((x - w / 2 + pad, y - h / 2 + pad), w - 2 * pad, h - 2 * pad,
+                          boxstyle=f"round,pad={pad}", **style)
+
+
+def _edge_point(block: Block, towards: tuple[float, float]) -> tuple[float, float]:
+    """Where the segment from the block's centre towards ``towards`` leaves its bounding box."""
+    (x, y), (w, h) = block.xy, block.size
+    dx, dy = towards[0] - x, towards[1] - y
+    if dx == 0 and dy == 0:
+        return x, y
+    scale = min(w / 2 / abs(dx) if dx else np.inf, h / 2 / abs(dy) if dy else np.inf)
+    return x + dx * scale, y + dy * scale
+
+
+def draw_block_diagram(
+    blocks: Sequence[Block], arrows: Sequence[tuple], groups: Sequence[tuple[str, Sequence[str]]] = (),
+    ax: Axes | None = None, *, title: str | None = None, fontsize: float = 8,
+) -> Axes:
+    """Draw a block diagram: blocks, arrows between them and dashed groups around some of them.
+
+    Args:
+        blocks: the :class:`Block` s (unique names).
+        arrows: ``(from, to)`` or ``(from, to, label)`` block names; ``label`` is written at
+            the arrow's middle (e.g. a tensor shape).
+        groups: ``(label, [names])``: a dashed frame around these blocks, labelled below it.
+        ax: axes to draw on (a new figure sized to the diagram when None).
+    """
+    from matplotlib.patches import FancyArrowPatch
+
+    table = {}
+    for block in blocks:
+        if not isinstance(block, Block):
+            raise TypeError(f"blocks must hold Block objects, got {type(block).__name__}")
+        if block.shape not in BLOCK_SHAPES:
+            raise ValueError(f"{block.name}: shape must be one of {', '.join(BLOCK_SHAPES)}, got {block.shape!r}")
+        if block.name in table:
+            raise ValueError(f"two blocks are named {block.name!r}")
+        table[block.name] = block
+    if not table:
+        raise ValueError("blocks is empty: a diagram needs at least one block")
+    xs = [b.xy[0] + s * b.size[0] / 2 for b in blocks for s in (-1, 1)]
+    ys = [b.xy[1] + s * b.size[1] / 2 for b in blocks for s in (-1, 1)]
+    ax = _new_axes(ax, figsize=(min(14.0, 1.0 + 0.8 * (max(xs) - min(xs))), 1.0 + 0.8 * (max(ys) - min(ys))))
+    for label, names in groups:
+        members = [_lookup(table, name, "groups") for name in names]
+        left = min(b.xy[0] - b.size[0] / 2 for b in members) - 0.2
+        right = max(b.xy[0] + b.size[0] / 2 for b in members) + 0.2
+        bottom = min(b.xy[1] - b.size[1] / 2 for b in members) - 0.2
+        top = max(b.xy[1] + b.size[1] / 2 for b in members) + 0.2
+        ax.add_patch(Rectangle((left, bottom), right - left, top - bottom, fill=False, linestyle="--",
+                               edgecolor="#777777", linewidth=0.9, zorder=1))
+        ax.text(left, bottom - 0.08, label, fontsize=fontsize, color="#555555", va="top", ha="left")
+        ys.append(bottom - 0.4)
+    for block in blocks:
+        ax.add_patch(_block_patch(block))
+        ax.text(*block.xy, block.label, ha="center", va="center", fontsize=fontsize, zorder=3)
+    for arrow in arrows:
+        if len(arrow) not in (2, 3):
+            raise ValueError(f"an arrow is (from, to) or (from, to, label), got {arrow!r}")
+        start, end = _lookup(table, arrow[0], "arrows"), _lookup(table, arrow[1], "arrows")
+        a, b = _edge_point(start, end.xy), _edge_point(end, start.xy)
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=10, color="#333333", linewidth=1.0,
+                                     zorder=1.5, connectionstyle="arc3,rad=0.0"))
+        if len(arrow) == 3 and arrow[2]:
+            ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.08, str(arrow[2]), fontsize=fontsize - 1.5,
+                    ha="center", va="bottom", color="#444444")
+    ax.set_xlim(min(xs) - 0.3, max(xs) + 0.3)
+    ax.set_ylim(min(ys) - 0.3, max(ys) + 0.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=fontsize + 2)
+    return ax
+
+
+def _lookup(table: dict, name: str, where: str) -> Block:
+    if name not in table:
+        raise ValueError(f"{where} name the block {name!r}, which is not among the blocks: {', '.join(table)}")
+    return table[name]
+
+
+def _conv_summary(module: Any) -> str:
+    """``"3 conv 9x9"``-like summary of the convolutions in a module, read from the module itself."""
+    import torch.nn as nn
+
+    kernels = [m.kernel_size[0] for m in module.modules() if isinstance(m, nn.Conv2d)]
+    runs: list[list[int]] = []
+    for k in kernels:
+        if runs and runs[-1][0] == k:
+            runs[-1][1] += 1
+        else:
+            runs.append([k, 1])
+    return ", ".join(f"{n}x conv {k}x{k}" for k, n in runs)
+
+
+def draw_cpm(model: Any, ax: Axes | None = None, *, max_stages: int = 3) -> Axes:
+    """The diagram of a :class:`~course_lib.models.cpm.ConvolutionalPoseMachine`, read from the model:
+    its stages (the first ``max_stages - 1`` and the last), their layers, strides and receptive fields."""
+    import torch.nn as nn
+
+    if not hasattr(model, "stage1") or not hasattr(model, "num_stages"):
+        raise TypeError(f"model must be a ConvolutionalPoseMachine, got {type(model).__name__}")
+    shown = list(range(1, min(model.num_stages, max_stages - 1) + 1))
+    if model.num_stages not in shown:
+        shown.append(model.num_stages)
+    fields = model.receptive_fields()
+    pools = sum(isinstance(m, nn.MaxPool2d) for m in model.stage1.modules())
+    k = model.num_keypoints
+    blocks = [Block("image", f"image\n{model.input_size[0]}x{model.input_size[1]}", (0, 0), shape="round")]
+    arrows: list[tuple] = []
+    if model.num_stages > 1:
+        blocks.append(Block("trunk", f"image features\n{_conv_summary(model.features)}\n{pools} pools: stride {model.stride}",
+                            (3.4, -1.6), (2.8, 1.0), shape="down", color="#e8f1e4"))
+        arrows.append(("image", "trunk"))
+    for column, t in enumerate(shown):
+        x = 3.4 + 3.8 * column
+        module = model.stage1 if t == 1 else model.stages[t - 2]
+        text = f"stage {t}\n{_conv_summary(module).replace(', ', chr(10))}"
+        blocks.append(Block(f"s{t}", text, (x, 0.9), (2.4, 1.4)))
+        blocks.append(Block(f"b{t}", f"{k} belief maps\nfield {fields[t - 1]} px", (x, 2.6), (2.2, 0.8), shape="round",
+                            color="#fde9d9"))
+        arrows.append((f"s{t}", f"b{t}"))
+        if t == 1:
+            arrows.append(("image", "s1"))
+        else:
+            arrows.append(("trunk", f"s{t}"))
+            arrows.append((f"b{shown[column - 1]}", f"s{t}", "beliefs" if shown[column - 1] == t - 1 else "..."))
+    title = (f"{getattr(model, 'name', 'CPM')}: {model.num_stages} stages, each trained on its own belief maps "
+             "(intermediate supervision)")
+    return draw_block_diagram(blocks, arrows, [("stages 2..T share the image features", [f"s{t}" for t in shown[1:]])]
+                              if len(shown) > 1 else (), ax, title=title)
+
+
+def draw_stacked_hourglass(model: Any, ax: Axes | None = None, *, max_stacks: int = 3) -> Axes:
+    """The diagram of a :class:`~course_lib.models.hourglass.StackedHourglass`, read from the model:
+    stem, hourglasses (order, features), the residual after each hourglass where the layout has
+    it, heatmap heads and the remapping into the next stack."""
+    if not hasattr(model, "hourglasses") or not hasattr(model, "num_stacks"):
+        raise TypeError(f"model must be a StackedHourglass, got {type(model).__name__}")
+    shown = list(range(1, min(model.num_stacks, max_stacks - 1) + 1))
+    if model.num_stacks not in shown:
+        shown.append(model.num_stacks)
+    h, w = model.input_size
+    size = f"{model.num_features}x{h // model.stride}x{w // model.stride}"
+    blocks = [Block("image", f"image\n{h}x{w}", (0, 0), (1.4, 0.8), shape="round"),
+              Block("stem", f"stem: conv 7x7/2,\n3 residual, pool\nstride {model.stride}", (2.4, 0), (2.2, 1.1),
+                    shape="down", color="#e8f1e4")]
+    arrows: list[tuple] = [("image", "stem")]
+    previous = "stem"
+    for column, s in enumerate(shown):
+        x = 5.2 + 4.4 * column
+        blocks += [Block(f"hg{s}", f"hourglass {s}\norder {model.order}\n{model.num_features} ch", (x, 0), (1.6, 1.1),
+                         shape="down", color="#dbe9f6")]
+        head = f"residual + 1x1" if model.residual_after_hourglass else "1x1 conv"
+        blocks += [Block(f"lin{s}", head, (x + 1.9, 0), (1.6, 0.7)),
+                   Block(f"hm{s}", f"{model.num_keypoints} heatmaps\n(loss)", (x + 1.9, 1.6), (1.6, 0.8),
+                         shape="round", color="#fde9d9")]
+        skipped = column > 0 and shown[column - 1] != s - 1
+        arrows += [(previous, f"hg{s}", size if column == 0 else "..." if skipped else ""), (f"hg{s}", f"lin{s}"),
+                   (f"lin{s}", f"hm{s}")]
+        if s < model.num_stacks:
+            blocks.append(Block(f"add{s}", "+", (x + 3.1, -1.3), (0.6, 0.6), shape="circle"))
+            arrows += [(previous, f"add{s}", "input"), (f"lin{s}", f"add{s}", "1x1"), (f"hm{s}", f"add{s}", "1x1")]
+            previous = f"add{s}"
+    revision = "released hg.lua" if model.residual_after_hourglass else "early hg.lua"
+    title = f"{getattr(model, 'name', 'stacked hourglass')} ({revision}): {model.num_stacks} stacks, a loss on each"
+    return draw_block_diagram(blocks, arrows, (), ax, title=title)
+
+
+# ============================================================================ failure gallery
+def failure_gallery(
+    predictions: Any, images: Any, *, count: int = 6, names: Sequence[str] | None = None, cols: int = 6,
+    size: float = 2.2, near: float = 0.1, far: float = 0.5,
+) -> Figure:
+    """The ``count`` worst predictions of a split, worst first, each labelled with its failure kind.
+
+    The kinds are computed (:func:`course_lib.failures.worst_predictions`), never typed: a
+    left/right swap, another person's joint, a missed joint, or jitter.
+
+    Args:
+        predictions: a :class:`course_lib.prediction.Predictions` of the split.
+        images: ``images[i]`` (or ``images(i)``) is the image of person ``i`` in the
+            predictions' pixels, e.g. ``[item["image"] for item in data.samples]``.
+        names: the keypoint names, to name the failing joints (default COCO's when K = 17).
+    """
+    from course_lib.failures import worst_predictions
+
+    failures = worst_predictions(predictions, count, near=near, far=far)
+    num_keypoints = predictions.keypoints.shape[1]
+    names = list(names) if names is not None else (list(COCO_KEYPOINTS) if num_keypoints == 17 else None)
+    cols = max(1, min(int(cols), len(failures)))
+    rows = math.ceil(len(failures) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, failure in zip(axes.flat, failures):
+        i = failure.index
+        show_image(images(i) if callable(images) else images[i], ax)
+        draw_pose(predictions.keypoints[i], predictions.gt_visibility[i], ax=ax, alpha=0.6, markersize=0, linewidth=1)
+        draw_errors(predictions.keypoints[i], predictions.gt_keypoints[i], predictions.gt_visibility[i], ax=ax,
+                    color="red", markersize=6)
+        ax.set_title(f"#{i}: error {failure.error:.2f}\n{failure.describe(names)}", fontsize=7)
+    fig.suptitle("worst predictions (mean joint error in box sizes), with what went wrong", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -67,7 +67,7 @@ def train_recipe(
     """Train ``name`` with its recipe; return the model, its history and its validation metrics."""
     recipe = _recipe(name)
     fast = training.fast_profile() if fast is None else fast
-    model = models.build(recipe.model)
+    model = models.build(recipe.model, seed=recipe.seed)
     input_size, heatmap_size = training.model_sizes(model)
     root = Path(data_root) if data_root is not None else None
     train_data = training.top_down_data(default_split_dir("single/train", root), input_size, heatmap_size,

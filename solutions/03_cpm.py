@@ -409,7 +409,7 @@ for name, loss in (("intermediate supervision", losses.HeatmapLoss()),
 # %% tags=["experiment"]
 stage_rows, stage_pck = [], {}
 for name, (network, _) in trained.items():
-    found = [training.predict(SelectStage(network, t), val_set) for t in range(network.num_stages)]
+    found = [training.predict(SelectStage(network, t), val_set) for t in range(1, network.num_stages + 1)]
     truth = found[0]
     norm = metrics.bbox_size(truth.boxes)
     # what your pck_per_stage computes, with the course's metrics.pck (so this runs before the exercise is done)
@@ -557,6 +557,7 @@ fig.tight_layout()
 #
 # <details><summary>Answer</summary>
 #
-# The same way as a CPM stage: wrap it, `SelectStage(hourglass, 1)`, and pass it to
+# The same way as a CPM stage: wrap it, `SelectStage(hourglass, 2)` (stages and stacks count from 1,
+# like `hourglass.SelectStack(model, 2)` of chapter 04), and pass it to
 # `training.evaluate` or `training.predict`; the wrapper returns that stack's heatmaps only.
 # </details>

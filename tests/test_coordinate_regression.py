@@ -1,4 +1,4 @@
-"""The coordinate-regression variant of simplebaseline_tiny (chapter 02) and SelectStage (chapter 03)."""
+"""The coordinate-regression variant of simplebaseline_tiny (chapter 02), SelectStage (chapter 03) and SelectStack (04)."""
 
 from __future__ import annotations
 
@@ -50,14 +50,32 @@ def test_select_stage_returns_one_stage_and_keeps_the_sizes():
     cpm = models.build("cpm_tiny", num_stages=2, channels=8)
     images = torch.randn(2, 3, 96, 64)
     stages = cpm(images)
-    for index in (0, 1, -1):
-        chosen = SelectStage(cpm, index)
-        assert torch.equal(chosen(images), stages[index])
+    for stage in (1, 2):
+        chosen = SelectStage(cpm, stage)
+        assert torch.equal(chosen(images), stages[stage - 1])
         assert training.model_sizes(chosen) == ((96, 64), (24, 16))
-    assert list(SelectStage(cpm, 0).parameters())[0] is list(cpm.parameters())[0]  # shared, not copied
-    with pytest.raises(ValueError, match="stage"):
-        SelectStage(cpm, 2)
+    assert list(SelectStage(cpm, 1).parameters())[0] is list(cpm.parameters())[0]  # shared, not copied
+    for bad in (0, 3, -1):
+        with pytest.raises(ValueError, match="from 1 to 2"):
+            SelectStage(cpm, bad)
     with pytest.raises(TypeError, match="stage"):
-        SelectStage(cpm, 0.0)
+        SelectStage(cpm, 1.0)
     with pytest.raises(TypeError, match="list of stage outputs"):
-        SelectStage(models.build("simplebaseline_tiny"), 0)(images)
+        SelectStage(models.build("simplebaseline_tiny"), 1)(images)
+
+
+def test_stages_and_stacks_are_counted_alike_from_one():
+    from course_lib.models.hourglass import SelectStack
+
+    torch.manual_seed(0)
+    hourglass = models.build("hourglass_tiny", num_features=16)
+    images = torch.randn(1, 3, 96, 64)
+    stacks = hourglass(images)
+    for number in (1, 2):
+        assert torch.equal(SelectStage(hourglass, number)(images), stacks[number - 1])
+        assert torch.equal(SelectStack(hourglass, number)(images), stacks[number - 1])
+    for bad in (0, 3):
+        with pytest.raises(ValueError):
+            SelectStage(hourglass, bad)
+        with pytest.raises(ValueError):
+            SelectStack(hourglass, bad)

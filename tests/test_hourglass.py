@@ -90,3 +90,16 @@ def test_residual_output_sizes_bad_input():
         residual_output_sizes(Hourglass(1, 4), (0, 8))
     with pytest.raises(TypeError, match="nn.Module"):
         residual_output_sizes("hourglass", (8, 8))
+
+
+def test_the_released_hg_lua_adds_one_residual_module_after_each_hourglass():
+    with torch.device("meta"):
+        released = build("hourglass_8")
+        early = build("hourglass_8", residual_after_hourglass=False)
+    one_module = 2 * 256 + (256 * 128 + 128) + 2 * 128 + (128 * 128 * 9 + 128) + 2 * 128 + (128 * 256 + 256)
+    assert one_module == 214_528 == count(Residual(256, 256))
+    assert count(released) - count(early) == 8 * one_module
+    assert count(released) == 25_437_960 and round(count(released) / 1e6, 2) == 25.44
+    assert released.residual_after_hourglass and not build("hourglass_tiny").residual_after_hourglass
+    names = [name for name, _ in released.named_modules() if isinstance(_, Residual) and name.startswith("after.")]
+    assert names == [f"after.{s}.0" for s in range(8)]

@@ -135,10 +135,12 @@ def residual(c_in: int, c_out: int) -> int:
     return bn(c_in) + conv(c_in, h, 1, True) + bn(h) + conv(h, h, 3, True) + bn(h) + conv(h, c_out, 1, True) + skip
 
 
-def hourglass_params(num_stacks: int, num_keypoints: int, f: int = 256, order: int = 4, skip: bool = True) -> int:
-    """hg.lua with nModules 1: per level up1 (if skip), low1, low3; low2 at the bottom."""
+def hourglass_params(num_stacks: int, num_keypoints: int, f: int = 256, order: int = 4, skip: bool = True,
+                     released: bool = True) -> int:
+    """hg.lua with nModules 1: per level up1 (if skip), low1, low3; low2 at the bottom; the released
+    revision adds a residual module after each hourglass."""
     per_level = (3 if skip else 2) * residual(f, f)
-    one_hourglass = order * per_level + residual(f, f)
+    one_hourglass = order * per_level + residual(f, f) + (residual(f, f) if released else 0)
     stem = conv(3, f // 4, 7, True) + bn(f // 4) + residual(f // 4, f // 2) + residual(f // 2, f // 2) + residual(f // 2, f)
     per_stack = one_hourglass + conv(f, f, 1, True) + bn(f) + conv(f, num_keypoints, 1, True)
     remap = conv(f, f, 1, True) + conv(num_keypoints, f, 1, True)
@@ -186,8 +188,8 @@ def test_counting_formulas_reproduce_the_published_rounded_figures():
         ("simplebaseline_r101", 52_991_825),
         # paper: 68.6M.
         ("simplebaseline_r152", 68_635_473),
-        # hourglass_params(8, 17): Newell's hg.lua (the HRNet paper's table says 25.1M for its own hourglass).
-        ("hourglass_8", 23_721_736),
+        # hourglass_params(8, 17): the released hg.lua of pose-hg-train; the HRNet paper's table: 25.1M.
+        ("hourglass_8", 25_437_960),
         ("deeppose", 58_420_642),
         ("cpm", 31_299_622),
     ],

@@ -366,3 +366,34 @@ def test_train_cli_rejects_unknown_model_and_missing_data(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "course_lib.train", "--model", "hrnet_tiny", "--data", str(tmp_path)],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "train/annotations.json" in missing.stderr
+
+
+# --------------------------------------------------------------------------- the seeding convention
+def _seeded_run(split: Path, seed: int, draw_before: int) -> tuple[dict, list]:
+    torch.rand(draw_before)  # whatever ran before in the notebook
+    model = models.build("simplebaseline_tiny", input_size=INPUT, seed=seed)
+    history = _fit(model, split, 5, seed=seed)
+    return _weights(model), history.loss
+
+
+def test_one_seed_gives_one_run_whatever_ran_before(tiny_split):
+    weights_a, losses_a = _seeded_run(tiny_split, 5, draw_before=3)
+    weights_b, losses_b = _seeded_run(tiny_split, 5, draw_before=1000)
+    weights_c, _ = _seeded_run(tiny_split, 6, draw_before=3)
+    assert _same(weights_a, weights_b) and losses_a == losses_b
+    assert not _same(weights_a, weights_c)
+
+
+def test_seeded_builds_leave_the_global_state_alone_and_seed_everything_resets_it():
+    training.seed_everything(1)
+    expected = torch.rand(3)
+    training.seed_everything(1)
+    with training.seeded(9):
+        models.build("simplebaseline_tiny", input_size=INPUT)
+    assert torch.equal(torch.rand(3), expected)
+    with training.seeded(9):
+        first = models.build("simplebaseline_tiny", input_size=INPUT)
+    assert _same(_weights(first), _weights(models.build("simplebaseline_tiny", input_size=INPUT, seed=9)))
+    for bad in (-1, 1.5, "0", True):
+        with pytest.raises(TypeError, match="seed"):
+            training.seed_everything(bad)

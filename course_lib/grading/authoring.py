@@ -13,9 +13,19 @@ code cells after it, before the       **visible checks**: read-only in the stude
 graded cell                           run by ``validate``, never graded
 code with ``# points: N`` (and        the exercise's **graded** cell (nbgrader "autograder
 usually ``### BEGIN HIDDEN TESTS``)   tests"), worth N points; read-only for students
+code with ``# bonus: N`` instead of   the graded cell of a **stretch exercise**: worth N *bonus*
+``# points: N``                       points; its answer and graded cells get the tag ``stretch``
 code tagged ``experiment``            an **experiment**: kept for students, skipped by the grader
 anything else                         left as it is
 ====================================  ===========================================================
+
+Stretch exercises go beyond the chapter's core (a third cascade stage, a sub-pixel refinement,
+...).  They are written like any exercise (answer, visible checks, graded cell) and released
+with a stub like any exercise, but their graded cell says ``# bonus: N``.  Grading reports their
+points apart from the regular ones (the ``TOTAL`` row's ``points`` / ``max_points`` hold the
+regular exercises only; its message adds ``bonus: X of N``), so they never lower a grade: a
+notebook that solves every regular exercise and no stretch exercise has full marks.
+``validate`` lists them as optional.
 
 Three versions of a notebook come out of one source:
 
@@ -48,6 +58,7 @@ SOLUTION_END = "END SOLUTION"
 HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"
 HIDDEN_END = "END HIDDEN TESTS"
 EXPERIMENT_TAG = "experiment"
+STRETCH_TAG = "stretch"
 SOURCE_SUFFIXES = (".py", ".ipynb")
 
 # The kernel that `make lab` registers (`ipykernel install --sys-prefix --name pose-course`).
@@ -57,6 +68,7 @@ KERNELSPEC = {"name": "pose-course", "display_name": "Pose course (.venv)", "lan
 KEPT_CELL_METADATA = ("tags", "jupyter")
 
 _POINTS_LINE = re.compile(r"^\s*#\s*points\s*:\s*(\S+)\s*$", re.MULTILINE)
+_BONUS_LINE = re.compile(r"^\s*#\s*bonus\s*:\s*(\S+)\s*$", re.MULTILINE)
 _EXERCISE_LINE = re.compile(r"^\s*#\s*exercise\s*:\s*(\S+)\s*$", re.MULTILINE)
 _DEFINITION = re.compile(r"^(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.MULTILINE)
 _NAME = re.compile(r"^[A-Za-z_]\w{0,50}$")
@@ -78,6 +90,7 @@ class Exercise:
     check_ids: tuple[str, ...]
     tests_id: str
     points: float
+    bonus: bool = False  # a stretch exercise: its points are bonus points
 
 
 def find_sources(source_dir: str | Path) -> dict[str, Path]:
@@ -161,7 +174,7 @@ def _infer_exercises(cells: list[NotebookNode], where: str) -> None:
         source = cell.source
         has_solution = SOLUTION_BEGIN in source or SOLUTION_END in source
         has_hidden = HIDDEN_BEGIN in source or HIDDEN_END in source
-        points_match = _POINTS_LINE.search(source) if cell.cell_type == "code" else None
+        points_match, bonus = _graded_marker(source, here) if cell.cell_type == "code" else (None, False)
         if cell.cell_type != "code":
             if has_solution or has_hidden:
                 raise SourceError(f"{here}: solution and hidden-test markers belong in code cells, "
@@ -183,18 +196,22 @@ def _infer_exercises(cells: list[NotebookNode], where: str) -> None:
                 raise SourceError(f"{here}: a second exercise named {name!r}; exercise names must be unique")
             names.add(name)
             cell.metadata["nbgrader"] = _nbgrader(name, grade=False, solution=True, locked=False)
-            current = {"name": name, "checks": 0, "graded": False}
+            current = {"name": name, "checks": 0, "graded": False, "answer": cell}
         elif has_hidden or points_match:
             if current is None or current["graded"]:
                 raise SourceError(f"{here}: graded tests must follow an answer cell (a code cell with "
                                   "'### BEGIN SOLUTION'); one graded cell per exercise")
             if points_match is None:
-                raise SourceError(f"{here}: the graded cell of {current['name']!r} needs a '# points: N' line")
+                raise SourceError(f"{here}: the graded cell of {current['name']!r} needs a '# points: N' line "
+                                  "('# bonus: N' for a stretch exercise)")
             points = _points(points_match.group(1), here)
             if has_hidden:
                 _check_markers(source, HIDDEN_BEGIN, HIDDEN_END, here)
             cell.metadata["nbgrader"] = _nbgrader(f"{current['name']}-tests", grade=True, solution=False,
                                                   locked=True, points=points)
+            if bonus:
+                _add_tag(cell, STRETCH_TAG)
+                _add_tag(current["answer"], STRETCH_TAG)
             current["graded"] = True
         elif current is not None and not current["graded"] and EXPERIMENT_TAG not in cell.metadata.get("tags", []):
             current["checks"] += 1
@@ -204,6 +221,20 @@ def _infer_exercises(cells: list[NotebookNode], where: str) -> None:
     if current is not None and not current["graded"]:
         raise SourceError(f"{where}: exercise {current['name']!r} has no graded cell (a code cell with "
                           "'# points: N')")
+
+
+def _graded_marker(source: str, where: str) -> tuple[re.Match | None, bool]:
+    """The ``# points: N`` or ``# bonus: N`` line of a graded cell, and whether it is a bonus."""
+    points, bonus = _POINTS_LINE.search(source), _BONUS_LINE.search(source)
+    if points and bonus:
+        raise SourceError(f"{where}: a graded cell has '# points: N' or '# bonus: N', not both")
+    return (bonus, True) if bonus else (points, False)
+
+
+def _add_tag(cell: NotebookNode, tag: str) -> None:
+    tags = list(cell.metadata.get("tags", []))
+    if tag not in tags:
+        cell.metadata["tags"] = tags + [tag]
 
 
 def _check_markers(source: str, begin: str, end: str, where: str) -> None:
@@ -265,7 +296,8 @@ def exercises(nb: NotebookNode) -> list[Exercise]:
 
     Read from the nbgrader metadata: answer cells have ``grade_id == NAME``, visible checks
     ``NAME-check[-k]`` and the graded cell ``NAME-tests``.  An exercise whose graded cell is
-    gone (a student deleted it) still appears, with ``points`` 0 and ``tests_id`` set.
+    gone (a student deleted it) still appears, with ``points`` 0 and ``tests_id`` set.  A stretch
+    exercise (graded cell tagged ``stretch``, from ``# bonus: N``) has ``bonus`` true.
     """
     found: dict[str, dict] = {}
     for cell in nb.cells:
@@ -274,10 +306,11 @@ def exercises(nb: NotebookNode) -> list[Exercise]:
         if not isinstance(grade_id, str):
             continue
         if meta.get("solution"):
-            found.setdefault(grade_id, {"checks": [], "points": 0.0})
+            found.setdefault(grade_id, {"checks": [], "points": 0.0, "bonus": is_experiment(cell, STRETCH_TAG)})
         elif meta.get("grade") and grade_id.endswith("-tests"):
             name = grade_id[: -len("-tests")]
             if name in found:
+                found[name]["bonus"] = is_experiment(cell, STRETCH_TAG)
                 try:
                     found[name]["points"] = float(meta.get("points", 0))
                 except (TypeError, ValueError):
@@ -286,7 +319,7 @@ def exercises(nb: NotebookNode) -> list[Exercise]:
             name = grade_id.rsplit("-check", 1)[0]
             if name in found:
                 found[name]["checks"].append(grade_id)
-    return [Exercise(name, name, tuple(info["checks"]), f"{name}-tests", info["points"])
+    return [Exercise(name, name, tuple(info["checks"]), f"{name}-tests", info["points"], info["bonus"])
             for name, info in found.items()]
 
 
@@ -298,7 +331,8 @@ def nbgrader_metadata(cell: NotebookNode) -> dict:
 
 
 def is_experiment(cell: NotebookNode, tag: str = EXPERIMENT_TAG) -> bool:
-    """True if the cell carries the experiment tag (the grader and ``validate`` skip it)."""
+    """True if the cell carries the experiment tag (the grader and ``validate`` skip it), or
+    ``tag`` when given (``is_experiment(cell, STRETCH_TAG)``: a stretch exercise's cell)."""
     metadata = cell.get("metadata", {})
     tags = metadata.get("tags", []) if isinstance(metadata, dict) else []
     return isinstance(tags, list) and tag in tags

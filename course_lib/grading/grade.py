@@ -69,9 +69,10 @@ exercises in notebook order::
 ``status`` is ``passed``, ``failed`` or ``not run``; ``message`` says why (the first line of
 the error and its hints, on one line, at most 300 characters; the feedback page has it in
 full); ``flag`` says why an answer looks copied.  After a notebook's exercises comes a row with
-``exercise`` = ``TOTAL``: the sums, ``status`` ``ok`` or ``flagged`` (the notebook was missing
+``exercise`` = ``TOTAL``: the sums over the regular exercises (a stretch exercise's points are
+bonus points, given in the message as ``bonus: X of N``), ``status`` ``ok`` or ``flagged`` (the notebook was missing
 or not a notebook, ran out of time, killed its kernel, had graded cells edited or deleted, has
-a copied answer, or was graded without the sandbox: look at it), and in ``message`` the notes
+a copied answer, or was graded without the sandbox: look at it), and in ``message`` the remarks
 that explain it.
 """
 
@@ -138,6 +139,7 @@ class ExerciseGrade:
     message: str = ""
     answer: str = ""  # the student's answer cell, for the feedback page
     flag: str = ""  # why the answer looks copied ("" if it does not)
+    bonus: bool = False  # a stretch exercise: counted in bonus_points, not in points
 
 
 @dataclass
@@ -153,11 +155,21 @@ class NotebookGrade:
 
     @property
     def points(self) -> float:
-        return sum(grade.points for grade in self.exercises)
+        """Points of the regular exercises (stretch exercises count in :attr:`bonus_points`)."""
+        return sum(grade.points for grade in self.exercises if not grade.bonus)
 
     @property
     def max_points(self) -> float:
-        return sum(grade.max_points for grade in self.exercises)
+        return sum(grade.max_points for grade in self.exercises if not grade.bonus)
+
+    @property
+    def bonus_points(self) -> float:
+        """Points earned on stretch exercises, on top of :attr:`points`."""
+        return sum(grade.points for grade in self.exercises if grade.bonus)
+
+    @property
+    def max_bonus_points(self) -> float:
+        return sum(grade.max_points for grade in self.exercises if grade.bonus)
 
     @property
     def flagged(self) -> bool:
@@ -322,7 +334,7 @@ def grade_submissions(
                 result = grade_notebook(path, sources[name], student=student, library=prepared[name], **limits)
             except Exception as error:  # whatever happened to this notebook, the batch goes on
                 problem = f"could not be graded: {type(error).__name__}: {_one_line(str(error), 200)}"
-                result = NotebookGrade(student, name, [ExerciseGrade(e.name, 0.0, e.points, NOT_RUN, problem)
+                result = NotebookGrade(student, name, [ExerciseGrade(e.name, 0.0, e.points, NOT_RUN, problem, bonus=e.bonus)
                                                        for e in sources[name].exercises], problem=problem)
             for grade in result.exercises:
                 grade.flag = "; ".join(copies.get((student, name, grade.exercise), []))
@@ -336,7 +348,8 @@ def grade_submissions(
                 write_feedback(result, feedback_root / result.student / f"{result.notebook}.html")
                 log(_summary_line(result))
                 results.append(result)
-    rows = gradebook_rows(db_url, {name: [e.name for e in src.exercises] for name, src in sources.items()})
+    rows = gradebook_rows(db_url, {name: [e.name for e in src.exercises] for name, src in sources.items()},
+                          {name: {e.name for e in src.exercises if e.bonus} for name, src in sources.items()})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(grades_csv(rows), encoding="utf-8")
     log(f"wrote {out} ({len(rows)} rows) and feedback under {feedback_root}/")
@@ -432,7 +445,7 @@ def grade_notebook(
     ``library``: the grading library made by :func:`prepare_notebook` (made here when not given).
     """
     def zero(message: str) -> list[ExerciseGrade]:
-        return [ExerciseGrade(e.name, 0.0, e.points, NOT_RUN, message) for e in source.exercises]
+        return [ExerciseGrade(e.name, 0.0, e.points, NOT_RUN, message, bonus=e.bonus) for e in source.exercises]
 
     limits = _limits(timeout_cell, timeout_notebook, memory_mb, max_processes, skip_tag, sandbox)
     notes = [] if sandbox else [NO_SANDBOX_NOTE]
@@ -461,6 +474,7 @@ def grade_notebook(
             grade = ExerciseGrade(exercise.name, exercise.points if passed else 0.0, exercise.points,
                                   PASSED if passed else FAILED, str(found.get("message", ""))[:4000])
         grade.answer = answers.get(exercise.name, "")[:20_000]
+        grade.bonus = exercise.bonus
         grades.append(grade)
     return NotebookGrade(student, source.name, grades, problem=problem, notes=assembly_notes + notes,
                          peak_memory_mb=peak)
@@ -717,6 +731,7 @@ def score_notebook(executed: NotebookNode | None, exercise_list: tuple[Exercise,
         else:
             why = f"the graded cell did not run: {problem}" if problem else "the graded cell did not run"
             grades.append(ExerciseGrade(exercise.name, 0.0, exercise.points, NOT_RUN, why))
+        grades[-1].bonus = exercise.bonus
     return grades
 
 
@@ -812,10 +827,14 @@ def _record_in_gradebook(db_url: str, result: NotebookGrade) -> None:
         gb.db.commit()
 
 
-def gradebook_rows(db_url: str, exercise_order: dict[str, list[str]] | None = None) -> list[dict]:
+def gradebook_rows(db_url: str, exercise_order: dict[str, list[str]] | None = None,
+                   bonus: dict[str, set[str]] | None = None) -> list[dict]:
     """Every graded notebook in the gradebook as CSV rows (:data:`GRADES_COLUMNS`), with a
-    ``TOTAL`` row after each notebook's exercises."""
-    exercise_order = exercise_order or {}
+    ``TOTAL`` row after each notebook's exercises.
+
+    ``bonus``: ``{notebook: {stretch exercise, ...}}``; their points stay out of ``TOTAL``'s
+    ``points`` and ``max_points`` and are reported in its message (``bonus: X of N``)."""
+    exercise_order, bonus = exercise_order or {}, bonus or {}
     rows: list[dict] = []
     with _open_gradebook(db_url) as gb:
         for assignment in sorted(gb.assignments, key=lambda a: a.name):
@@ -826,7 +845,7 @@ def gradebook_rows(db_url: str, exercise_order: dict[str, list[str]] | None = No
                 for submitted in sorted(notebook.submissions, key=lambda s: s.student.id):
                     grades = {grade.name: grade for grade in submitted.grades}
                     comments = {comment.name: comment for comment in submitted.comments}
-                    total = maximum = 0.0
+                    total = maximum = extra = extra_max = 0.0
                     notes = []
                     for name in names:
                         grade = grades[f"{name}-tests"]
@@ -839,10 +858,18 @@ def gradebook_rows(db_url: str, exercise_order: dict[str, list[str]] | None = No
                         notes += [line[len(_NOTE_LINE):] for line in lines if line.startswith(_NOTE_LINE)]
                         rows.append(_row(submitted.student.id, notebook.name, name, points, max_points,
                                          status or NOT_RUN, message, flag))
-                        total, maximum = total + points, maximum + max_points
+                        if name in bonus.get(notebook.name, ()):
+                            extra, extra_max = extra + points, extra_max + max_points
+                        else:
+                            total, maximum = total + points, maximum + max_points
+                    notes += [_bonus_note(extra, extra_max)] if extra_max else []
                     rows.append(_row(submitted.student.id, notebook.name, TOTAL, total, maximum,
                                      "flagged" if submitted.flagged else "ok", "; ".join(notes), ""))
     return rows
+
+
+def _bonus_note(points: float, max_points: float) -> str:
+    return f"bonus: {points:g} of {max_points:g} (stretch exercises, not in the total)"
 
 
 def _row(student: str, notebook: str, exercise: str, points: float, max_points: float, status: str,
@@ -893,6 +920,8 @@ def write_feedback(result: NotebookGrade, path: str | Path) -> None:
 
 def _summary_line(result: NotebookGrade) -> str:
     line = f"{result.student}/{result.notebook}: {result.points:g} / {result.max_points:g}"
+    if result.max_bonus_points:
+        line += f" + {_bonus_note(result.bonus_points, result.max_bonus_points)}"
     if result.problem:
         line += f"  [{result.problem}]"
     for note in result.notes:

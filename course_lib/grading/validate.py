@@ -41,6 +41,7 @@ class ExerciseCheck:
     exercise: str
     status: str
     message: str = ""
+    optional: bool = False  # a stretch exercise: bonus points, not needed for full marks
 
 
 def validate_notebook(
@@ -87,6 +88,7 @@ def validate_notebook(
         checked = [cells.get(cell_id) for cell_id in exercise.check_ids + (exercise.tests_id,)]
         checked = [cell for cell in checked if cell is not None]
         results.append(_outcome(exercise.name, checked))
+        results[-1].optional = exercise.bonus
     return results, notes
 
 
@@ -96,7 +98,7 @@ def _outcome(name: str, cells: list) -> ExerciseCheck:
     for cell in cells:
         reply = cell.metadata.get("grading", {}).get("reply")
         if reply is None:
-            return ExerciseCheck(name, NOT_RUN, "the checks did not run (see the notes below)")
+            return ExerciseCheck(name, NOT_RUN, "the checks did not run (see the lines starting with Note: at the end)")
         if reply == "error":
             error = next((o for o in cell.outputs if o.output_type == "error"), None)
             ename = error.get("ename", "Error") if error is not None else "Error"
@@ -114,10 +116,15 @@ def format_summary(path: str | Path, results: list[ExerciseCheck], notes: list[s
     width = max(len(r.exercise) for r in results)
     lines = [f"Checked {path}: visible checks only, experiment cells skipped.", ""]
     for result in results:
-        lines.append(f"  {result.exercise.ljust(width)}  {result.status}")
+        optional = "  (optional: stretch exercise, bonus points)" if result.optional else ""
+        lines.append(f"  {result.exercise.ljust(width)}  {result.status}{optional}")
         if result.status == FAILED:
             lines += ["      " + line for line in result.message.splitlines()]
-    passed = sum(r.status == PASSED for r in results)
-    lines += ["", f"{passed} of {len(results)} exercises pass their visible checks. Grading also runs hidden tests."]
+    regular = [r for r in results if not r.optional]
+    passed = sum(r.status == PASSED for r in regular)
+    lines += ["", f"{passed} of {len(regular)} exercises pass their visible checks. Grading also runs hidden tests."]
+    stretch = [r for r in results if r.optional]
+    if stretch:
+        lines.append(f"Optional stretch exercises: {sum(r.status == PASSED for r in stretch)} of {len(stretch)} pass.")
     lines += [f"Note: {note}." for note in notes]
     return "\n".join(lines)

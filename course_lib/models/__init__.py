@@ -53,6 +53,7 @@ from course_lib.models.hrnet import HighResolutionModule, HRNet, hrnet_tiny, hrn
 from course_lib.models.resnet import BasicBlock, Bottleneck, ResNet, resnet_by_depth
 from course_lib.models.simple_baseline import SimpleBaseline, simple_baseline_resnet, simple_baseline_tiny
 from course_lib.validation import check_integer, check_size
+from course_lib.runtime import seeded
 
 
 # The presets: name -> function(num_keypoints=..., **overrides) returning the model.
@@ -78,8 +79,12 @@ def list_models() -> list[str]:
     return sorted(PRESETS)
 
 
-def build(name: str, num_keypoints: int = 17, **overrides) -> nn.Module:
+def build(name: str, num_keypoints: int = 17, *, seed: int | None = None, **overrides) -> nn.Module:
     """Build the preset ``name`` with ``num_keypoints`` outputs; ``overrides`` go to its constructor function.
+
+    ``seed``: draw the initial weights from torch's generator seeded with it (the global random
+    state is left as it was), so that one seed gives one model; ``None`` draws from the global
+    state.  The course always passes the experiment's seed (see :mod:`course_lib.runtime`).
 
     Examples: ``build("hrnet_w32")``, ``build("simplebaseline_tiny", num_deconv_layers=2)``,
     ``build("hourglass_tiny", num_stacks=1, skip_connections=False)``,
@@ -99,7 +104,11 @@ def build(name: str, num_keypoints: int = 17, **overrides) -> nn.Module:
         raise TypeError(f"{name} does not take {', '.join(unknown)}; it takes: {', '.join(accepted)}")
     if "input_size" in overrides:
         overrides["input_size"] = check_size(overrides["input_size"], "input_size")
-    model = constructor(num_keypoints=num_keypoints, **overrides)
+    if seed is None:
+        model = constructor(num_keypoints=num_keypoints, **overrides)
+    else:
+        with seeded(seed):
+            model = constructor(num_keypoints=num_keypoints, **overrides)
     divisor = getattr(model, "size_divisor", 1)
     if any(s % divisor for s in model.input_size):
         raise ValueError(f"input_size {model.input_size} of {name} must be multiples of {divisor}")

@@ -229,14 +229,16 @@ def cpm_tiny(
 class SelectStage(nn.Module):
     """One stage of a multi-stage network as a network of its own: ``forward`` returns only that stage's maps.
 
-    Chapter 03 scores every stage of a CPM (and chapter 04 every stack of an hourglass) with the
-    same evaluation code as any heatmap model: ``training.evaluate(SelectStage(cpm, 0), data)``
-    scores stage 1's belief maps.  The wrapped model is shared, not copied; its ``stride``,
-    ``input_size``, ``size_divisor``, ``num_keypoints`` and ``name`` are passed on.
+    Chapter 03 scores every stage of a CPM with the same evaluation code as any heatmap model:
+    ``training.evaluate(SelectStage(cpm, 1), data)`` scores stage 1's belief maps.  Stages are
+    counted from 1, as in the papers and as :class:`~course_lib.models.hourglass.SelectStack`
+    counts the stacks of an hourglass (``SelectStage(hourglass, 1)`` is its first stack).  The
+    wrapped model is shared, not copied; its ``stride``, ``input_size``, ``size_divisor``,
+    ``num_keypoints`` and ``name`` are passed on.
 
     Args:
         model: a network whose ``forward`` returns a list of maps, one per stage.
-        stage: the index into that list (0 for stage 1, -1 for the last).
+        stage: the stage, from 1 (the first) to the number of stages (the last).
     """
 
     def __init__(self, model: nn.Module, stage: int):
@@ -244,20 +246,23 @@ class SelectStage(nn.Module):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module returning a list of stage outputs, got {type(model).__name__}")
         if isinstance(stage, bool) or not isinstance(stage, int):
-            raise TypeError(f"stage must be an int (0 for the first stage, -1 for the last), got {stage!r}")
+            raise TypeError(f"stage must be an int (1 for the first stage), got {stage!r}")
         num_stages = getattr(model, "num_stages", getattr(model, "num_stacks", None))
-        if num_stages is not None and not -num_stages <= stage < num_stages:
-            raise ValueError(f"stage must be in [{-num_stages}, {num_stages - 1}] for this {num_stages}-stage model, got {stage}")
+        if stage < 1 or (num_stages is not None and stage > num_stages):
+            raise ValueError(f"stage must be from 1 to {num_stages or 'the number of stages'} (stages count from 1), "
+                             f"got {stage}")
         self.model = model
         self.stage = stage
         for attribute in ("stride", "input_size", "size_divisor", "num_keypoints"):
             if hasattr(model, attribute):
                 setattr(self, attribute, getattr(model, attribute))
-        self.name = f"{getattr(model, 'name', type(model).__name__)}[stage {stage + 1 if stage >= 0 else stage}]"
+        self.name = f"{getattr(model, 'name', type(model).__name__)}[stage {stage}]"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` -> the chosen stage's maps ``(N, K, H/stride, W/stride)``."""
         outputs = self.model(images)
         if not isinstance(outputs, (list, tuple)):
             raise TypeError(f"{self.name}: the wrapped model must return a list of stage outputs, got {type(outputs).__name__}")
-        return outputs[self.stage]
+        if self.stage > len(outputs):
+            raise ValueError(f"{self.name}: the model returned {len(outputs)} stages")
+        return outputs[self.stage - 1]

@@ -1,9 +1,19 @@
 """Stacked Hourglass networks (Newell et al. 2016) (chapter 04).
 
 Newell, Yang, Deng, "Stacked Hourglass Networks for Human Pose Estimation", ECCV 2016,
-https://arxiv.org/abs/1603.06937.  Original Torch code: princeton-vl/pose-hg-train,
+https://arxiv.org/abs/1603.06937.  Original Torch code: https://github.com/princeton-vl/pose-hg-train,
 ``src/models/hg.lua`` and ``src/models/layers/Residual.lua``; this file follows them layer
 by layer (every convolution has a bias there, as here).
+
+Two revisions of ``hg.lua`` are in that repository's history:
+
+* the **released** one (commit 7709053, 26 September 2016, the file as it stands today): after
+  each hourglass, ``opt.nModules`` residual modules at the output resolution, then the ``lin``
+  layer.  ``hourglass_8`` builds it (``residual_after_hourglass=True``): 25,437,960 parameters
+  with 17 joints, next to the 25.1M of the HRNet paper's table;
+* the **early** one (commit 528ff3e, June 2016): the ``lin`` layer right after the hourglass.
+  ``residual_after_hourglass=False`` builds it (8 x 214,528 parameters fewer: 23,721,736);
+  ``hourglass_tiny`` keeps it.
 
 The residual module (pre-activation bottleneck)::
 
@@ -18,8 +28,8 @@ One hourglass of order n (recursive, symmetric encoder-decoder)::
     low3 = Residual(low2)
     out  = up1 + upsample_nearest_x2(low3)
 
-Stacking with intermediate supervision: after each hourglass, 1x1 conv + BN + ReLU
-(``lin``) and a 1x1 conv to K heatmaps (each stack's heatmaps get the loss); the
+Stacking with intermediate supervision: after each hourglass, a residual module (released
+revision only), 1x1 conv + BN + ReLU (``lin``) and a 1x1 conv to K heatmaps (each stack's heatmaps get the loss); the
 features and the heatmaps are mapped back by 1x1 convs and added to the stack's input::
 
     x_{s+1} = x_s + conv1x1(lin_s) + conv1x1(heatmaps_s)
@@ -107,6 +117,9 @@ class StackedHourglass(nn.Module):
         num_modules: residual modules at each step of an hourglass (``opt.nModules``, 1).
         order: levels of each hourglass (4: 64x64 -> 4x4 for a 256x256 input).
         skip_connections: keep the ``up1`` skip branches of the hourglasses.
+        residual_after_hourglass: the released ``hg.lua``: ``num_modules`` residual modules
+            after each hourglass, then one ``lin`` layer; ``False``: the early revision, with
+            ``num_modules`` ``lin`` layers right after the hourglass.
         input_size: the default ``(H, W)``.
         name: the preset's name, used in error messages.
 
@@ -131,6 +144,7 @@ class StackedHourglass(nn.Module):
         skip_connections: bool = True,
         input_size: tuple[int, int] = (256, 192),
         name: str = "StackedHourglass",
+        residual_after_hourglass: bool = True,
     ):
         super().__init__()
         for arg, value in (("num_stacks", num_stacks), ("num_keypoints", num_keypoints),
@@ -150,11 +164,15 @@ class StackedHourglass(nn.Module):
             Residual(f // 2, f),  # (N, F, H/4, W/4)
         )
         self.hourglasses = nn.ModuleList(Hourglass(order, f, num_modules, skip_connections) for _ in range(num_stacks))
+        # The released hg.lua: residual modules at the output resolution, then one lin layer.
+        self.after = nn.ModuleList(residuals(f, num_modules) if residual_after_hourglass else nn.Identity()
+                                   for _ in range(num_stacks))
+        num_lins = 1 if residual_after_hourglass else num_modules
         self.lins = nn.ModuleList(
             nn.Sequential(
                 *[
                     nn.Sequential(nn.Conv2d(f, f, kernel_size=1), nn.BatchNorm2d(f), nn.ReLU(inplace=True))
-                    for _ in range(num_modules)
+                    for _ in range(num_lins)
                 ]
             )
             for _ in range(num_stacks)
@@ -167,6 +185,8 @@ class StackedHourglass(nn.Module):
         self.num_stacks = int(num_stacks)
         self.num_keypoints = int(num_keypoints)
         self.skip_connections = bool(skip_connections)
+        self.residual_after_hourglass = bool(residual_after_hourglass)
+        self.num_features, self.num_modules, self.order = int(num_features), int(num_modules), int(order)
         self.stride = 4
         self.size_divisor = 4 * 2 ** int(order)
         self.input_size = tuple(input_size)
@@ -178,7 +198,7 @@ class StackedHourglass(nn.Module):
         x = self.stem(images)  # (N, F, H/4, W/4)
         outputs = []
         for s in range(self.num_stacks):
-            features = self.lins[s](self.hourglasses[s](x))  # (N, F, H/4, W/4)
+            features = self.lins[s](self.after[s](self.hourglasses[s](x)))  # (N, F, H/4, W/4)
             heatmaps = self.heatmap_layers[s](features)  # (N, K, H/4, W/4)
             outputs.append(heatmaps)
             if s < self.num_stacks - 1:
@@ -186,13 +206,17 @@ class StackedHourglass(nn.Module):
         return outputs
 
 
-def hourglass_8(num_keypoints: int = 17, input_size: tuple[int, int] = (256, 192)) -> StackedHourglass:
-    """The 8-stack hourglass of hg.lua (256 features, 1 module per step, order 4).
+def hourglass_8(
+    num_keypoints: int = 17, input_size: tuple[int, int] = (256, 192), residual_after_hourglass: bool = True
+) -> StackedHourglass:
+    """The 8-stack hourglass of the released hg.lua (256 features, 1 module per step, order 4).
 
-    23,721,736 parameters with 17 keypoints and 14.3 GFLOPs at 256x192 (the HRNet paper's
-    rule); the HRNet paper's table lists 14.3 GFLOPs but 25.1M parameters for its hourglass.
+    25,437,960 parameters with 17 keypoints (the HRNet paper's table: 25.1M);
+    ``residual_after_hourglass=False`` gives the early revision (23,721,736).  Chapter 04
+    prints both counts and their GFLOPs by the HRNet paper's rule.
     """
-    return StackedHourglass(8, num_keypoints, 256, 1, 4, True, input_size, name="hourglass_8")
+    return StackedHourglass(8, num_keypoints, 256, 1, 4, True, input_size, name="hourglass_8",
+                            residual_after_hourglass=residual_after_hourglass)
 
 
 def hourglass_tiny(
@@ -203,8 +227,10 @@ def hourglass_tiny(
     skip_connections: bool = True,
     input_size: tuple[int, int] = (96, 64),
 ) -> StackedHourglass:
-    """A small stacked hourglass for CPU: 2 stacks of 64 features, order 3 (input sizes multiples of 32)."""
-    return StackedHourglass(num_stacks, num_keypoints, num_features, 1, order, skip_connections, input_size, name="hourglass_tiny")
+    """A small stacked hourglass for CPU: 2 stacks of 64 features, order 3 (input sizes multiples of 32),
+    in the early layout of hg.lua (no residual module after each hourglass)."""
+    return StackedHourglass(num_stacks, num_keypoints, num_features, 1, order, skip_connections, input_size,
+                            name="hourglass_tiny", residual_after_hourglass=False)
 
 
 # --------------------------------------------------------------------------------------
