@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from course_lib import data, ops, report, roi_keypoints, torchvision_reference, training, viz, widgets
+from course_lib import data, failures, ops, report, roi_keypoints, torchvision_reference, training, viz, widgets
 from course_lib.grading import ch05_roi_align as checks
 from course_lib.models.keypoint_heads import keypoints_to_roi_targets
 
@@ -427,10 +427,14 @@ explorer
 # over the box that holds the keypoint, and the loss is a cross-entropy over all $56^2$ cells
 # of that keypoint's map (a *spatial softmax*), for the keypoints that are labelled and inside
 # the box. At test time the logits are resized to the box's size in pixels and the maximum is
-# read. The shapes, for four people:
+# read. The diagram is drawn by `viz.draw_roi_keypoint_model` from the model itself, and the
+# shapes below are those of four people:
 
 # %%
 model = roi_keypoints.RoiKeypointNet("align")
+viz.draw_roi_keypoint_model(model, image_size=tuple(val_people[0]["image"].shape[1:]));
+
+# %%
 batch = next(iter(torch.utils.data.DataLoader(val_people, batch_size=4)))
 with torch.no_grad():
     features = model(batch["image"])  # once per image
@@ -483,8 +487,8 @@ train_people = roi_keypoints.whole_image_data(data.default_split_dir("single/tra
 runs = {}
 for pooler, name in (("pool", "ROIPool"), ("align", "ROIAlign")):
     print(f"training with {name} features")
-    torch.manual_seed(0)
-    model = roi_keypoints.RoiKeypointNet(pooler)
+    with training.seeded(0):  # the same initial weights for both poolers and for a rerun
+        model = roi_keypoints.RoiKeypointNet(pooler)
     history = training.fit(model, train_people, None, roi_keypoints.RoiKeypointLoss(model), steps, batch_size=32,
                            lr=2e-3, seed=0)
     runs[name] = (model, history, roi_keypoints.evaluate(model, val_people))
@@ -530,6 +534,28 @@ for ax in axes:
 fig.tight_layout()
 
 # %% [markdown]
+# Where do the ROIAlign model's errors come from?
+# The gallery below shows the people with the largest mean error, each labelled by
+# `failures.worst_predictions` with the kind of its worst joints, computed from the numbers
+# (errors in units of the box size $s = \sqrt{wh}$):
+#
+# - **left/right swap**: the joint sits on its mirror joint (a left wrist on the right one);
+# - **another person**: it sits on the same joint of another person of the image;
+# - **missed joint**: more than $0.5\,s$ from the truth and near nothing that explains it;
+# - **jitter**: the right joint, placed loosely (between $0.1\,s$ and $0.5\,s$ off).
+#
+# Under it, the share of all labelled joints of the split in each kind.
+
+# %% tags=["experiment"]
+found = runs["ROIAlign"][2].predictions
+viz.failure_gallery(found, lambda i: data.tensor_to_image(val_people[i]["image"]), count=6);
+kinds = failures.joint_kinds(found.keypoints, found.gt_keypoints, found.gt_visibility, found.boxes,
+                             image_ids=found.image_ids)
+labelled = found.gt_visibility > 0
+for kind in failures.FAILURE_KINDS:
+    print(f"{kind:16s} {np.mean(kinds[labelled] == kind):6.1%} of the labelled joints")
+
+# %% [markdown]
 # And the point of the design: one backbone pass serves every person of an image. The
 # ROIAlign model, trained on one person per image, reads all the people of a multi-person
 # scene from one feature map, given their boxes.
@@ -561,7 +587,76 @@ fig.tight_layout()
 # gap in AP far larger than the paper's 4.4 points is what to expect with features this
 # coarse compared with the people (6 x 10 cells) and no FPN. If your run shows
 # otherwise (the fast profile trains a handful of steps), the numbers are noise, not evidence.
+
+# %% [markdown]
+# ## Stretch exercise: ROIAlign as Detectron2 runs it
 #
+# Two details of today's ROIAlign (Detectron2's `ROIAlignV2`, `torchvision.ops.roi_align`
+# with `aligned=True` and `sampling_ratio=0`) go beyond exercise 3:
+#
+# - **aligned**: the box is shifted by half a cell after scaling, $x\,\rho - 0.5$, so that a
+#   box corner at image pixel $x$ lands where the pixel *grid* (corners at integers) puts it
+#   on the feature map; the box may then be smaller than one cell;
+# - **adaptive sampling**: each bin is read at $\lceil b_h \rceil \times \lceil b_w \rceil$
+#   points, so that larger boxes get more samples.
+#
+# Samples may now fall slightly outside the map: a point with $-1 < y < 0$ is read at $y = 0$
+# (likewise for $x$, and at the far border, where $y > H - 1$ reads row $H - 1$); a point
+# farther out reads 0. Write one bin; your `bilinear_interpolate` of exercise 1 does the
+# reading. (Worth bonus points: it goes beyond the chapter's core.)
+
+
+# %%
+def roi_align_bin_aligned(feature_map, box, output_size, i, j, spatial_scale=1.0):
+    """Bin (i, j) of ROIAlign with aligned=True and adaptive sampling, for one single-channel map.
+
+        x1 = box[0] s - 0.5, y1 = box[1] s - 0.5, x2 = box[2] s - 0.5, y2 = box[3] s - 0.5
+        b_h = (y2 - y1) / h,  b_w = (x2 - x1) / w,  n_h = ceil(b_h),  n_w = ceil(b_w)
+        value = mean over u < n_h, v < n_w of
+                f(x1 + j b_w + (v + 0.5) b_w / n_w,  y1 + i b_h + (u + 0.5) b_h / n_h)
+
+    with f bilinear; f = 0 outside [-1, W] x [-1, H], and points are clamped into the map.
+
+    Args:
+        feature_map: (H, W) NumPy array.
+        box: (x1, y1, x2, y2) in image pixels.
+        output_size: (h, w), the number of bins.
+        i, j: the bin's row and column.
+        spatial_scale: s, feature cells per image pixel.
+
+    Returns:
+        a float.
+    """
+    ### BEGIN SOLUTION
+    height, width = feature_map.shape
+    x1, y1, x2, y2 = (v * spatial_scale - 0.5 for v in box)
+    bin_h, bin_w = (y2 - y1) / output_size[0], (x2 - x1) / output_size[1]
+    n_h, n_w = int(np.ceil(bin_h)), int(np.ceil(bin_w))
+    if n_h * n_w == 0:
+        return 0.0
+    total = 0.0
+    for u in range(n_h):
+        y = y1 + i * bin_h + (u + 0.5) * bin_h / n_h
+        for v in range(n_w):
+            x = x1 + j * bin_w + (v + 0.5) * bin_w / n_w
+            if y < -1 or y > height or x < -1 or x > width:
+                continue  # reads 0
+            total += bilinear_interpolate(feature_map, min(max(x, 0.0), width - 1), min(max(y, 0.0), height - 1))
+    return total / (n_h * n_w)
+    ### END SOLUTION
+
+
+# %%
+checks.check_roi_align_bin_aligned(roi_align_bin_aligned)
+
+# %%
+# bonus: 2
+checks.check_roi_align_bin_aligned(roi_align_bin_aligned)
+### BEGIN HIDDEN TESTS
+checks.hidden_roi_align_bin_aligned(roi_align_bin_aligned)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## What the paper reported
 #
 # - **Keypoints, ROIAlign vs ROIPool** (Mask R-CNN, COCO minival, ResNet-50-FPN, keypoint

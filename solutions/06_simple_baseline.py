@@ -56,7 +56,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib import data, geometry, heatmaps, losses, models, report, top_down, training, viz, widgets, zoo
+from course_lib import data, failures, geometry, heatmaps, losses, models, report, top_down, training, viz, widgets, zoo
 from course_lib.grading import ch06_simple_baseline as checks
 from course_lib.keypoints import COCO_FLIP_PAIRS, COCO_KEYPOINTS
 from course_lib.models.complexity import complexity_by_module
@@ -92,6 +92,14 @@ for name, shape in shapes.items():
     print(f"{name:18s} {tuple(shape[1:])}")
 for part, counts in complexity_by_module(r50, (256, 192)).items():
     print(f"{part:14s} {counts['params'] / 1e6:5.1f} M parameters")
+
+# %% [markdown]
+# The same network as a diagram, drawn by `viz.draw_simple_baseline` from the model itself (its
+# ResNet's stages, each transposed convolution, the head), with the shape of the features
+# between the blocks:
+
+# %%
+viz.draw_simple_baseline(r50);
 
 # %% [markdown]
 # "Light" refers to the number of layers, not to the weights: the first transposed
@@ -625,8 +633,7 @@ variants = {
 }
 deconv_runs = {}
 for name, (options, loss) in variants.items():
-    torch.manual_seed(0)  # the same initial weights for a rerun
-    net = models.build("simplebaseline_tiny", **options)
+    net = models.build("simplebaseline_tiny", seed=0, **options)  # the same initial weights for a rerun
     input_size, heatmap_size = training.model_sizes(net)
     train_set = top_down.TopDownDataset(train_people, input_size, heatmap_size, **augmentation)
     val_set = top_down.TopDownDataset(val_people_crops, input_size, heatmap_size)
@@ -712,8 +719,7 @@ data.ensure_default_data(untinted_root, untinted_splits)
 untinted_train = training.top_down_data(untinted_root / "train", INPUT_SIZE, HEATMAP_SIZE,
                                         **dict(augmentation, flip_prob=0.5))
 untinted_val = training.top_down_data(untinted_root / "val", INPUT_SIZE, HEATMAP_SIZE)
-torch.manual_seed(0)
-flip_model = models.build("simplebaseline_tiny")
+flip_model = models.build("simplebaseline_tiny", seed=0)
 flip_history = training.fit(flip_model, untinted_train, untinted_val, losses.HeatmapLoss(), steps, **fit_options)
 
 # %% tags=["experiment"]
@@ -797,11 +803,87 @@ fig.tight_layout(rect=(0, 0, 1, 0.9))
 # networks have learned the sides well and the flip test is a small but dependable
 # improvement.
 #
+# The worst predictions of the network trained on untinted people with flips (flip test with
+# the shift), where left/right swaps are the failure to look for.
+# The gallery below shows the people with the largest mean error, each labelled by
+# `failures.worst_predictions` with the kind of its worst joints, computed from the numbers
+# (errors in units of the box size $s = \sqrt{wh}$):
+#
+# - **left/right swap**: the joint sits on its mirror joint (a left wrist on the right one);
+# - **another person**: it sits on the same joint of another person of the image;
+# - **missed joint**: more than $0.5\,s$ from the truth and near nothing that explains it;
+# - **jitter**: the right joint, placed loosely (between $0.1\,s$ and $0.5\,s$ off).
+#
+# Under it, the share of all labelled joints of the split in each kind.
+
+# %% tags=["experiment"]
+found = training.evaluate(flip_model, untinted_val, coco_ap=False, flip_test=True, shift_heatmaps=True).predictions
+viz.failure_gallery(found, lambda i: untinted_val.samples[i]["image"], count=6);
+kinds = failures.joint_kinds(found.keypoints, found.gt_keypoints, found.gt_visibility, found.boxes,
+                             image_ids=found.image_ids)
+labelled = found.gt_visibility > 0
+for kind in failures.FAILURE_KINDS:
+    print(f"{kind:16s} {np.mean(kinds[labelled] == kind):6.1%} of the labelled joints")
+
+# %% [markdown]
 # The network trained on untinted people with flips, in the prediction browser (try
 # "worst" first, and the wrists):
 
 # %% tags=["experiment"]
 widgets.prediction_browser(flip_model, untinted_val, joint="left_wrist")
+
+# %% [markdown]
+# ## Stretch exercise: UDP, a flip test without the shift
+#
+# The one-pixel shift only patches a misalignment: with the MSRA convention heatmap pixel $u$
+# sits over crop pixel $x = u\,w/W$, and mirroring the crop ($x \to w - 1 - x$) and mirroring
+# the heatmap ($u \to W - 1 - u$) disagree by $s - 1$ crop pixels at stride $s$. UDP
+# ([Huang et al. 2020](https://arxiv.org/abs/1911.07524)) measures image sizes in pixel
+# *intervals* instead: the first and last pixel centres of the two grids coincide,
+#
+# $$x = u\,\frac{w - 1}{W - 1}, \qquad y = v\,\frac{h - 1}{H - 1},$$
+#
+# and the two mirrors agree exactly. Write this mapping; the cell after it measures the
+# mirror disagreement of both conventions. (Worth bonus points: it goes beyond the chapter's
+# core.)
+
+
+# %%
+def udp_heatmap_to_crop(points, input_size, heatmap_size):
+    """Heatmap pixels (u, v) to crop pixels (x, y) with UDP's unbiased convention.
+
+        x = u (w - 1) / (W - 1),   y = v (h - 1) / (H - 1)
+
+    Args:
+        points: (..., 2) NumPy array of heatmap pixels (u, v).
+        input_size: (h, w) of the crop; heatmap_size: (H, W) of the heatmap.
+
+    Returns:
+        (..., 2) NumPy array of crop pixels (x, y).
+    """
+    ### BEGIN SOLUTION
+    (h, w), (hh, ww) = input_size, heatmap_size
+    return np.asarray(points, dtype=float) * np.array([(w - 1) / (ww - 1), (h - 1) / (hh - 1)])
+    ### END SOLUTION
+
+
+# %%
+checks.check_udp_heatmap_to_crop(udp_heatmap_to_crop)
+
+# %%
+# bonus: 2
+checks.check_udp_heatmap_to_crop(udp_heatmap_to_crop)
+### BEGIN HIDDEN TESTS
+checks.hidden_udp_heatmap_to_crop(udp_heatmap_to_crop)
+### END HIDDEN TESTS
+
+# %%
+u = np.array([[3.0, 5.0], [10.0, 20.0]])  # heatmap pixels of two keypoints, 24 x 16 maps of 96 x 64 crops
+mirror_u = np.stack([HEATMAP_SIZE[1] - 1 - u[:, 0], u[:, 1]], axis=1)  # the mirrored heatmap's pixels
+for name, to_crop in (("MSRA", lambda p: p * np.array([INPUT_SIZE[1] / HEATMAP_SIZE[1], INPUT_SIZE[0] / HEATMAP_SIZE[0]])),
+                      ("UDP", lambda p: udp_heatmap_to_crop(p, INPUT_SIZE, HEATMAP_SIZE))):
+    gap = (INPUT_SIZE[1] - 1 - to_crop(u)[:, 0]) - to_crop(mirror_u)[:, 0]  # mirror in the crop vs in the heatmap
+    print(f"{name}: the two mirrors disagree by {np.abs(gap).max():.2f} crop pixels")
 
 # %% [markdown]
 # ## What the paper reported

@@ -202,6 +202,17 @@ fig.tight_layout()
 # the **transitions** that open a new branch. Fusing in every module, 8 times in W32, is what
 # the paper calls *repeated multi-scale fusion*.
 #
+# The diagram below is drawn by `viz.draw_hrnet_fusion` from the `fuse_layers` of one
+# three-branch module of HRNet-W32 (stage 3): how the middle branch, at $1/8$, receives the
+# finer branch through one strided convolution, itself unchanged, and the coarser branch
+# through a $1\times1$ convolution and an upsampling by 2.
+
+# %%
+with torch.device("meta"):
+    w32_for_diagram = models.build("hrnet_w32")
+viz.draw_hrnet_fusion(w32_for_diagram.stage3[0], input_size=(256, 192));
+
+# %% [markdown]
 # Before writing it, a picture of what the sum does, made with the course's
 # `hrnet.fuse_into_branch`. Three "branches" are the grey photograph at $1/4$, $1/8$ and
 # $1/16$; for the learned layers we substitute simple stand-ins (the identity going up, average
@@ -444,9 +455,14 @@ counts = {}
 for name in PAPER:
     with torch.device("meta"):
         counts[name] = measure_complexity(models.build(name), (256, 192))
-hourglass_params = counts["hourglass_8"]["params"] / 1e6
-REMARKS["hourglass_8"] = (f"the final released hg.lua of pose-hg-train (a residual module after each hourglass), "
-                          f"{hourglass_params:.2f} M with 17 joints against the table's 25.1 M")
+with torch.device("meta"):  # the early revision of hg.lua, without the residual module after each hourglass
+    early = measure_complexity(models.build("hourglass_8", residual_after_hourglass=False), (256, 192))
+REMARKS["hourglass_8"] = (
+    f"the released hg.lua of pose-hg-train (commit 7709053): {counts['hourglass_8']['params'] / 1e6:.2f} M, "
+    f"{counts['hourglass_8']['paper_gflops']:.2f} GFLOPs by the rule; its early revision (528ff3e): "
+    f"{early['params'] / 1e6:.2f} M, {early['paper_gflops']:.2f}")
+closest = {key: min((("released", counts["hourglass_8"]), ("early", early)), key=lambda pair: abs(pair[1][key] - paper))[0]
+           for key, paper in (("params", 25.1e6), ("paper_gflops", 14.3))}
 complexity_rows = [
     {"model": name, "params (M)": counts[name]["params"] / 1e6, "paper params (M)": PAPER[name][0],
      "true GMACs (1e9)": counts[name]["macs"] / 1e9, "paper rule GFLOPs": counts[name]["paper_gflops"],
@@ -457,7 +473,9 @@ report.experiment_table(
     complexity_rows, chapter="07", title="The HRNet paper's complexity table, rebuilt (256 x 192, one image)",
     floatfmt=".2f",
     note=(f"Largest gap to the paper's parameter counts: "
-          f"{max(abs(counts[n]['params'] / 1e6 - PAPER[n][0]) for n in PAPER):.2f} M; by true multiply-adds "
+          f"{max(abs(counts[n]['params'] / 1e6 - PAPER[n][0]) for n in PAPER):.2f} M; the hourglass's 25.1 M is "
+          f"closest to the {closest['params']} hg.lua and its 14.3 GFLOPs to the {closest['paper_gflops']} one "
+          f"(see its remark); by true multiply-adds "
           f"SimpleBaseline-R50 ({counts['simplebaseline_r50']['macs'] / 1e9:.1f} G) is "
           + ("cheaper" if counts["simplebaseline_r50"]["macs"] < counts["hrnet_w32"]["macs"] else "not cheaper")
           + f" than HRNet-W32 ({counts['hrnet_w32']['macs'] / 1e9:.1f} G), "
@@ -585,15 +603,13 @@ fit_options = dict(batch_size=32, lr=2e-3, seed=0, eval_items=training.budget(25
 runs = {}
 for label, name in (("SimpleBaseline, equal steps", "simplebaseline_tiny"), ("HRNet, equal steps", "hrnet_tiny")):
     print(label)
-    torch.manual_seed(0)  # the same initial weights for a rerun
-    net = models.build(name)
+    net = models.build(name, seed=0)  # the same initial weights for a rerun
     history = training.fit(net, train_set, val_set, losses.HeatmapLoss(), steps,
                            eval_every=training.budget(steps // 6, steps), **fit_options)
     runs[label] = (net, history)
 hrnet_seconds = runs["HRNet, equal steps"][1].seconds
 print(f"SimpleBaseline, equal time: {hrnet_seconds:.0f} s")
-torch.manual_seed(0)
-net = models.build("simplebaseline_tiny")
+net = models.build("simplebaseline_tiny", seed=0)
 max_steps = training.budget(4 * steps, 2 * steps)  # a cap; the time budget decides
 history = training.fit(net, train_set, val_set, losses.HeatmapLoss(), max_steps, max_seconds=hrnet_seconds,
                        eval_every=training.budget(steps // 3, max_steps), **fit_options)
@@ -664,6 +680,60 @@ fig.tight_layout()
 widgets.prediction_browser(runs["HRNet, equal steps"][0], val_set, joint="right_wrist")
 
 # %% [markdown]
+# ## Stretch exercise: the paper's GFLOPs of a whole model
+#
+# Section 5 used `measure_complexity` to rebuild the paper's table. Write the count yourself:
+# run the model once on a zero image of `input_size` (one image, evaluation mode, no
+# gradients) and, with a **forward hook** on every `nn.Conv2d` and `nn.ConvTranspose2d`, add up
+# what the official `get_model_summary` adds: the layer's number of weights times the number
+# of pixels of its **output**; return the total divided by $2^{30}$. Remove the hooks
+# afterwards (`handle.remove()`). PyTorch's hooks: `module.register_forward_hook(hook)`, where
+# `hook(module, inputs, output)` is called after each forward of that module. (Worth bonus
+# points: it goes beyond the chapter's core.)
+
+
+# %%
+def paper_rule_gflops(model, input_size):
+    """The HRNet paper's "GFLOPs" of a model on one (3, H, W) image:
+
+        sum over every Conv2d and ConvTranspose2d call of  weight.numel() * H_out * W_out,  / 2^30
+
+    Args:
+        model: a torch.nn.Module taking (1, 3, H, W) images.
+        input_size: (H, W).
+
+    Returns:
+        a float.
+    """
+    ### BEGIN SOLUTION
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        total += module.weight.numel() * output.shape[-2] * output.shape[-1]
+
+    handles = [m.register_forward_hook(count) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, *input_size))
+    for handle in handles:
+        handle.remove()
+    return total / 2**30
+    ### END SOLUTION
+
+
+# %%
+checks.check_paper_rule_gflops(paper_rule_gflops)
+
+# %%
+# bonus: 2
+checks.check_paper_rule_gflops(paper_rule_gflops)
+### BEGIN HIDDEN TESTS
+checks.hidden_paper_rule_gflops(paper_rule_gflops)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## What the paper reported
 #
 # Sun et al. 2019, **COCO val2017**, keypoint **AP** (OKS), people from a detector with 56.4
@@ -688,8 +758,9 @@ widgets.prediction_browser(runs["HRNet, equal steps"][0], val_set, joint="right_
 # data), and on the MPII test set HRNet-W32 reached 92.3 PCKh@0.5. The paper's tables compare
 # parameters and GFLOPs, not wall-clock time; the latency claim is not the paper's, and
 # section 6 measured it. Our rebuild of the table (section 5) reproduces the parameter counts
-# and GFLOPs figures; for the 8-stage hourglass it builds the final released `hg.lua` of
-# `pose-hg-train` (chapter 04), whose count the table prints beside the paper's 25.1 M.
+# and GFLOPs of SimpleBaseline and HRNet. For the 8-stage hourglass it builds the released
+# `hg.lua` of `pose-hg-train` (chapter 04) and also counts its early revision; the table's
+# note says which of the two is closer to each of the paper's numbers (25.1 M, 14.3 GFLOPs).
 #
 # ## Check your understanding
 #

@@ -65,7 +65,7 @@ from matplotlib.patches import Circle
 
 from course_lib import data, metrics, report, training, viz, widgets, zoo
 from course_lib.grading import ch08_evaluation as checks
-from course_lib.keypoints import COCO_KEYPOINTS, COCO_PCP_LIMBS, COCO_SIGMAS
+from course_lib.keypoints import COCO_FLIP_PAIRS, COCO_KEYPOINTS, COCO_PCP_LIMBS, COCO_SIGMAS
 from course_lib.metrics import compare
 from course_lib.metrics.random_cases import random_keypoint_case
 
@@ -642,6 +642,76 @@ fig.tight_layout()
 #   a threshold falls below it, so AP and AR can lose a larger *share* of their value than PCK
 #   does. The **mean pixel error** jumps, because one large error dominates a mean: metrics
 #   that count "correct or not" are robust to a single outlier; a mean error is not.
+
+# %% [markdown]
+# ## Stretch exercise: where does the AP go? Ronchi & Perona's error classes
+#
+# Ronchi & Perona ([ICCV 2017](https://arxiv.org/abs/1707.05388)) sort every predicted
+# keypoint of a matched person by its **keypoint similarity**, the term of OKS for that
+# keypoint alone, $ks_i = \exp(-d_i^2 / (2 s^2 k_i^2))$ with $k_i = 2\sigma_i$:
+#
+# - **good** (0): $ks_i \ge 0.85$;
+# - **jitter** (1): $0.5 \le ks_i < 0.85$: the right joint, a little off;
+# - **inversion** (2): $ks_i < 0.5$, but the similarity with the truth of the *mirrored* joint
+#   (left wrist for right wrist, with that joint's $\sigma$) is $\ge 0.5$, and that joint is
+#   labelled;
+# - **swap** (3): close to a joint of *another* person (our people are alone: none here);
+# - **miss** (4): none of these.
+#
+# Unlabelled keypoints get $-1$. Write it for one person. (Worth bonus points: it goes beyond
+# the chapter's core.)
+
+
+# %%
+def keypoint_error_classes(pred, gt, visibility, area, sigmas=COCO_SIGMAS):
+    """Ronchi & Perona's class of each keypoint of one person (no other people: no swaps).
+
+        ks_i     = exp(-|pred_i - gt_i|^2 / (2 area (2 sigma_i)^2))
+        ks_inv_i = exp(-|pred_i - gt_m|^2 / (2 area (2 sigma_m)^2)),  m = the mirror joint of i
+        class_i  = 0 if ks_i >= 0.85, else 1 if ks_i >= 0.5,
+                   else 2 if ks_inv_i >= 0.5 and visibility[m] > 0, else 4;   -1 if visibility[i] == 0
+
+    Args:
+        pred, gt: (K, 2) NumPy arrays, pixels.
+        visibility: (K,) COCO flags.
+        area: the person's segmented area s^2.
+        sigmas: (K,) COCO's per-keypoint constants; the mirror pairs are COCO_FLIP_PAIRS.
+
+    Returns:
+        (K,) integer array of classes.
+    """
+    ### BEGIN SOLUTION
+    pred, gt, visibility = np.asarray(pred, float), np.asarray(gt, float), np.asarray(visibility)
+    mirror = np.arange(len(gt))
+    for left, right in COCO_FLIP_PAIRS:
+        mirror[left], mirror[right] = right, left
+    ks = np.exp(-((pred - gt) ** 2).sum(axis=1) / (2 * area * (2 * sigmas) ** 2))
+    ks_inverted = np.exp(-((pred - gt[mirror]) ** 2).sum(axis=1) / (2 * area * (2 * sigmas[mirror]) ** 2))
+    inverted = (ks_inverted >= 0.5) & (visibility[mirror] > 0)
+    classes = np.select([ks >= 0.85, ks >= 0.5, inverted], [0, 1, 2], default=4)
+    classes[visibility <= 0] = -1
+    return classes
+    ### END SOLUTION
+
+
+# %%
+checks.check_keypoint_error_classes(keypoint_error_classes)
+
+# %%
+# bonus: 2
+checks.check_keypoint_error_classes(keypoint_error_classes)
+### BEGIN HIDDEN TESTS
+checks.hidden_keypoint_error_classes(keypoint_error_classes)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The model's predictions of section 1, sorted by the course's `metrics.keypoint_error_classes`
+# (which also finds swaps when people share an image):
+
+# %%
+codes = metrics.keypoint_error_classes(p.keypoints, p.gt_keypoints, p.gt_visibility, p.areas)
+for name, share in metrics.error_class_shares(codes).items():
+    print(f"{name:10s} {share:6.1%} of the labelled keypoints")
 
 # %% [markdown]
 # ## What the paper reported

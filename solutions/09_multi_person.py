@@ -50,11 +50,13 @@
 #   used Faster R-CNN; any detector that outputs scored boxes fits the pipeline.
 
 # %%
+from types import SimpleNamespace
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_lib import data, geometry, grouping, heatmaps, metrics, report, top_down, training, viz, zoo
+from course_lib import data, failures, geometry, grouping, heatmaps, metrics, report, top_down, training, viz, zoo
 from course_lib import multi_person as mp
 from course_lib.grading import ch09_multi_person as checks
 from course_lib.keypoints import COCO_KEYPOINTS, COCO_SIGMAS
@@ -125,8 +127,8 @@ fig.tight_layout()
 
 # %% tags=["experiment"]
 train = mp.load_scenes(data.default_split_dir("multi/train"), limit=training.budget(None, 200))
-torch.manual_seed(0)  # the same initial weights for a rerun
-detector = PersonDetector.tiny()
+with training.seeded(0):  # the same initial weights for a rerun
+    detector = PersonDetector.tiny()
 detector_losses = train_detector(detector, train.tensors(), train.boxes, steps=training.budget(400, 20),
                                  batch_size=16, device="auto", progress=True)
 detections = mp.detect_people(detector, val.tensors(), threshold=0.05, device="auto")
@@ -433,8 +435,8 @@ fig.tight_layout()
 # pipeline like any pose network, and its keypoint scores are the heights of the vote peaks.
 
 # %% tags=["experiment"]
-torch.manual_seed(0)  # the new head's initial weights
-grmi_model = GRMIPoseNet.from_simple_baseline(pose_model, radius=radius)
+with training.seeded(0):  # the new head's initial weights
+    grmi_model = GRMIPoseNet.from_simple_baseline(pose_model, radius=radius)
 single = training.top_down_data(data.default_split_dir("single/train"), input_size, heatmap_size, augment=True)
 grmi_history = training.fit(grmi_model, single, None, GRMILoss(radius, pose_model.stride),
                             steps=training.budget(200, 10), batch_size=training.budget(32, 16), lr=1e-3)
@@ -522,6 +524,34 @@ fig.tight_layout()
 #   detectors, which keep one peak per person, do that less than box detectors.
 # - The **G-RMI head** was fine-tuned for a few hundred steps only; it is here to show the
 #   whole mechanism running, not to beat the Gaussian heatmaps.
+
+# %% [markdown]
+# Where do the pose network's errors come from in a crowd? With the ground-truth boxes each
+# pose belongs to one annotated person, so its errors can be sorted; in a crowd a new kind
+# appears, joints taken from a neighbour.
+# The gallery below shows the people with the largest mean error, each labelled by
+# `failures.worst_predictions` with the kind of its worst joints, computed from the numbers
+# (errors in units of the box size $s = \sqrt{wh}$):
+#
+# - **left/right swap**: the joint sits on its mirror joint (a left wrist on the right one);
+# - **another person**: it sits on the same joint of another person of the image;
+# - **missed joint**: more than $0.5\,s$ from the truth and near nothing that explains it;
+# - **jitter**: the right joint, placed loosely (between $0.1\,s$ and $0.5\,s$ off).
+#
+# Under it, the share of all labelled joints of the split in each kind.
+
+# %% tags=["experiment"]
+truth = [val.people(n) for n in range(len(val))]  # per image: (M, K, 2) keypoints, (M, K) visibility
+found = SimpleNamespace(keypoints=gt_poses.keypoints, gt_keypoints=np.concatenate([k for k, _ in truth]),
+                        gt_visibility=np.concatenate([v for _, v in truth]), boxes=gt_poses.boxes,
+                        image_ids=gt_poses.image_ids)  # the ground-truth boxes come in the order of the people
+image_of = {int(image_id): n for n, image_id in enumerate(val.image_ids)}
+viz.failure_gallery(found, lambda i: val.images[image_of[int(found.image_ids[i])]], count=6);
+kinds = failures.joint_kinds(found.keypoints, found.gt_keypoints, found.gt_visibility, found.boxes,
+                             image_ids=found.image_ids)
+labelled = found.gt_visibility > 0
+for kind in failures.FAILURE_KINDS:
+    print(f"{kind:16s} {np.mean(kinds[labelled] == kind):6.1%} of the labelled joints")
 
 # %% [markdown]
 # ## 8. A bottom-up sketch: associative embedding
@@ -653,6 +683,76 @@ for p, person in enumerate(people):
     axes[1].scatter(person[found, 0], person[found, 1], color=f"C{p}", s=12)
 axes[1].set_title(f"tag noise {noise_levels[-1]}: {len(people)} groups for {len(keypoints)} people", fontsize=9)
 fig.tight_layout()
+
+# %% [markdown]
+# ## Stretch exercise: the associative-embedding loss
+#
+# The grouping above assumed a network whose tags agree within a person and differ between
+# people. Newell et al. train it with a two-term loss on the tags read at the labelled joints
+# of the $N$ people of an image. With $h_n$ the mean tag of person $n$ over its $K_n$ labelled
+# joints,
+#
+# $$\text{pull} = \frac{1}{N}\sum_n \frac{1}{K_n}\sum_{k \text{ labelled}} (t_{nk} - h_n)^2, \qquad
+# \text{push} = \frac{1}{N(N-1)}\sum_{n \ne m} \exp\!\Big(-\frac{(h_n - h_m)^2}{2\sigma^2}\Big).$$
+#
+# Pull draws each person's tags to their mean; push drives the means of different people
+# apart (it is 0 for a single person). The paper sums the pull over the joints and lets the
+# push include $n = m$, which only adds a constant; averaging keeps both terms independent of
+# the numbers of joints and people. Leave out people with no labelled joint. (Worth bonus
+# points: it goes beyond the chapter's core.)
+
+
+# %%
+def associative_embedding_loss(tags, visibility, sigma=1.0):
+    """Pull and push of the associative-embedding loss for the people of one image.
+
+        h_n  = mean of tags[n, k] over the labelled k (visibility[n, k] > 0)
+        pull = mean over n of ( mean over labelled k of (tags[n, k] - h_n)^2 )
+        push = sum over n != m of exp(-(h_n - h_m)^2 / (2 sigma^2)) / (N (N - 1))   (0 when N < 2)
+
+    Args:
+        tags: (N, K) NumPy array, the tag read at each person's joints.
+        visibility: (N, K) COCO flags; a joint counts where > 0. People with none are left out.
+        sigma: the push's length scale.
+
+    Returns:
+        (pull, push), two floats.
+    """
+    ### BEGIN SOLUTION
+    tags, labelled = np.asarray(tags, float), np.asarray(visibility) > 0
+    keep = labelled.any(axis=1)
+    tags, labelled = tags[keep], labelled[keep]
+    means = (tags * labelled).sum(axis=1) / labelled.sum(axis=1)
+    pull = float((((tags - means[:, None]) ** 2 * labelled).sum(axis=1) / labelled.sum(axis=1)).mean())
+    n = len(means)
+    if n < 2:
+        return pull, 0.0
+    gaps = np.exp(-((means[:, None] - means[None, :]) ** 2) / (2 * sigma**2))
+    return pull, float((gaps.sum() - np.trace(gaps)) / (n * (n - 1)))
+    ### END SOLUTION
+
+
+# %%
+checks.check_associative_embedding_loss(associative_embedding_loss)
+
+# %%
+# bonus: 2
+checks.check_associative_embedding_loss(associative_embedding_loss)
+### BEGIN HIDDEN TESTS
+checks.hidden_associative_embedding_loss(associative_embedding_loss)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The loss of the simulated tags of the demo image, as their noise grows: the pull grows with
+# the noise's variance, and the push stays small while the people's mean tags stay 2 apart.
+
+# %%
+keypoints, visibility = val.people(demo)
+for noise in (0.1, 0.5, 1.0):
+    rng = np.random.default_rng(0)
+    tags = 2.0 * np.arange(len(keypoints))[:, None] + rng.normal(0, noise, visibility.shape)  # (M, K)
+    pull, push = grouping.associative_embedding_loss(tags, visibility)
+    print(f"tag noise {noise}: pull {pull:.3f}, push {push:.3f}")
 
 # %% [markdown]
 # ## What the paper reported
