@@ -41,12 +41,19 @@ $(DATA): $(STAMP)
 data: $(DATA)
 
 # -- the two commands of the README ---------------------------------------------
+# Jupyter refuses to run as root (a Docker container, many cloud GPU machines) unless told.
+USER_ID ?= $(shell id -u)
+ROOT_FLAG := $(if $(filter 0,$(USER_ID)),--allow-root,)
+
 lab: setup
-	@if [ "$$(uname)" != "Darwin" ] && [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \
+	@if [ -n "$(ROOT_FLAG)" ]; then \
+		echo "Running as root: starting Jupyter with --allow-root."; \
+	fi; \
+	if [ "$$(uname)" != "Darwin" ] && [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \
 		echo "No display found: open the URL printed below in your browser."; \
-		$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks; \
+		$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks $(ROOT_FLAG); \
 	else \
-		$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks; \
+		$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks $(ROOT_FLAG); \
 	fi
 
 test: setup

@@ -52,7 +52,8 @@ class Failure:
             return GOOD
         joints = self.joints[self.kind]
         labels = [names[k] if names is not None else str(k) for k in joints]
-        return f"{self.kind}: {', '.join(labels[:3])}{' ...' if len(labels) > 3 else ''}"
+        more = f" +{len(labels) - 2}" if len(labels) > 2 else ""
+        return f"{self.kind}: {', '.join(labels[:2])}{more}"
 
 
 def joint_kinds(

@@ -83,7 +83,7 @@ def normalize_to_box(keypoints: Array, box: Array, box_format: str = "xywh") -> 
 
     ``b_c`` is the box centre, ``w, h`` its size, so a point inside the box lands in
     ``[-0.5, 0.5]^2``: the network regresses numbers of order 1 whatever the person's
-    size (Toshev & Szegedy 2014, eq. 1).  The lecture's example: box centre (120, 150),
+    size (Toshev & Szegedy 2014, eq. 1).  Chapter 01's worked example: box centre (120, 150),
     w = 200, h = 300, head (120, 370) -> (0, 0.73).
 
     Args:
@@ -110,9 +110,9 @@ def normalize_to_box(keypoints: Array, box: Array, box_format: str = "xywh") -> 
 def denormalize_from_box(normalized: Array, box: Array, box_format: str = "xywh") -> Array:
     """Inverse of :func:`normalize_to_box`: ``y = b_c + diag(w, h) N``.
 
-    The lecture's inverse example writes the box centre as (120, 300) instead of the
-    (120, 150) of its forward example; with the consistent centre, ``(-0.3, -0.7)`` maps
-    to ``(60, -60)``, not the notes' ``(60, 90)``.
+    With the box of chapter 01's worked example (centre (120, 150), 200 x 300),
+    ``(-0.3, -0.7)`` maps to ``(60, -60)``; taking the centre as (120, 300) by mistake gives
+    ``(60, 90)``, the slip that chapter's exercise asks to find.
 
     Args:
         normalized: ``(..., K, 2)`` normalised coordinates.

@@ -6,8 +6,8 @@ Three keypoint sets appear in the course:
   ``person_keypoints_*.json``; ``COCO_SIGMAS`` are the per-keypoint OKS constants of
   pycocotools (``cocoeval.py``, ``Params.setKpParams``).
 * **MPII-16** (Andriluka et al. 2014): the single-person benchmark that PCKh comes from.
-* **LSP-14** (Johnson & Everingham 2010): the 14-point skeleton of the lecture notes and of
-  DeepPose's LSP experiments.
+* **LSP-14** (Johnson & Everingham 2010): the 14-point skeleton of DeepPose's LSP
+  experiments (chapter 01's worked example uses it).
 
 Every table uses 0-based indices (COCO's own JSON ``skeleton`` is 1-based; we add 1 when we
 write it, see :func:`coco_category`).  "Left" means the person's left, which appears on
@@ -64,8 +64,10 @@ COCO_SIGMAS: np.ndarray = np.array(
 ) / 10.0
 COCO_SIGMAS.setflags(write=False)
 
-# Limbs scored by PCP on COCO keypoints (name -> (joint a, joint b)).  COCO has no neck or
-# head-top, so the torso is scored as its two sides.
+# Limbs scored by PCP on COCO keypoints (name -> (joint a, joint b)).  LSP's PCP scores ten
+# parts: the eight limbs, the torso (neck to pelvis) and the head (neck to head top).  COCO has
+# no neck or head-top, so COCO-PCP replaces those two by the torso's two sides (shoulder to hip,
+# left and right): its numbers are not comparable with LSP's PCP.
 COCO_PCP_LIMBS: dict[str, tuple[int, int]] = {
     "left_upper_arm": (5, 7),
     "right_upper_arm": (6, 8),

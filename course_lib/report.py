@@ -8,7 +8,8 @@ Every chapter ends its experiment with one call::
 ``rows`` is a list of dicts (one per row, same keys).  In a notebook the table renders as
 HTML; ``print()`` gives plain text.  When ``make book`` runs the chapters it sets
 ``COURSE_BOOK_DIR``, and each table is also written there as JSON, from which
-``python -m course_lib.book`` builds the summary page.
+``python -m course_lib.book`` builds the summary page.  A sentence of prose that quotes the
+run's numbers is made by :func:`markdown` from those numbers, never typed.
 """
 
 from __future__ import annotations
@@ -104,3 +105,14 @@ def experiment_table(
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60]
         (folder / f"{chapter}-{slug}.json").write_text(json.dumps(table.to_dict(), indent=1))
     return table
+
+
+def markdown(text: str) -> Any:
+    """Prose computed from the run, shown as markdown: the last expression of a cell, e.g.
+    ``report.markdown(f"In this run stage 2 gained {gain:.1f} points")``.  A number a chapter's
+    prose takes from its own run is printed this way, never typed."""
+    from IPython.display import Markdown
+
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"text must be a non-empty string, got {text!r}")
+    return Markdown(text)

@@ -557,7 +557,7 @@ def failure_gallery(
                     color="red", markersize=6)
         ax.set_title(f"#{i}: error {failure.error:.2f}\n{failure.describe(names)}", fontsize=7)
     fig.suptitle("worst predictions (mean joint error in box sizes), with what went wrong", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 

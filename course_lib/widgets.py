@@ -64,7 +64,7 @@ DECODER_STYLES = {  # decoder of course_lib.heatmaps.DECODERS -> (colour, marker
 }
 OKS_RINGS = (0.5, 0.75, 0.95)  # keypoint similarities drawn as rings around the true keypoint
 _OUTLINE = [path_effects.Stroke(linewidth=4.5, foreground="black"), path_effects.Normal()]  # visible on any colour
-_TABLE = "border-collapse:collapse;font-size:14px;font-family:sans-serif"
+_TABLE = "border-collapse:collapse;font-size:13px;font-family:sans-serif;line-height:1.3"
 _CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:right"
 
 
@@ -102,9 +102,11 @@ class Demo(widgets.VBox):
         FigureCanvasAgg(self.figure)
         self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto", flex="0 1 auto"))
         # The numbers sit beside the picture when there is room, and wrap below it when there is not
-        # (JupyterLab's notebook column is narrower than the window): never cut off at the right edge.
-        self.readout = widgets.HTML(layout=widgets.Layout(margin="0 0 0 12px", min_width="260px", max_width="100%",
-                                                          flex="1 1 260px", overflow="auto"))
+        # (JupyterLab's notebook column is narrower than the window): the readout never shrinks below
+        # its table's width (flex-shrink 0, basis auto), so it moves below the picture instead of being
+        # cut off at the right edge; only a column narrower than the table itself scrolls.
+        self.readout = widgets.HTML(layout=widgets.Layout(margin="0 0 0 12px", width="auto", max_width="100%",
+                                                          flex="1 0 auto", overflow="auto"))
         self._draw, self._react, self._holding = draw, react, False
         control_rows = [widgets.HBox([self.controls[name] for name in row],
                                      layout=widgets.Layout(flex_flow="row wrap", align_items="center")) for row in rows]
@@ -297,7 +299,7 @@ def _heatmap_readout(state: dict, decoder: str) -> str:
     kind = "unbiased (DARK)" if state["unbiased"] else "MSRA"
     return (f"<div style='font-size:14px'>keypoint ({state['x']:.2f}, {state['y']:.2f}) input px"
             f" = ({center[0]:.3f}, {center[1]:.3f}) heatmap px<br>{kind} target, σ = {state['sigma']:g}, stride {s}</div>"
-            + _table(["decoder", "(x, y) input px", "error px", "error heatmap px"], rows, bold))
+            + _table(["decoder", "(x, y)<br>input px", "error<br>px", "error<br>heatmap px"], rows, bold))
 
 
 # ============================================================================ chapter 05

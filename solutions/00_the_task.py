@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 00 · The task: keypoints, the COCO format and the data of this course
+# # Chapter 00: Keypoints, the COCO format and the data of this course
 #
 # Human pose estimation finds the **keypoints** of people in an image: the joints (shoulders,
 # elbows, wrists, hips, knees, ankles) and a few points of the face. For one person the answer
@@ -83,8 +83,8 @@ plt.show()
 # - **MPII-16** (Andriluka et al. 2014): no face points, but the pelvis, thorax, upper neck and
 #   the top of the head. PCKh, the metric of chapter 08, comes from this data set: it measures
 #   errors relative to the size of the head, which needs the head's top.
-# - **LSP-14** (Johnson & Everingham 2010): the 14-point skeleton of the lecture notes and of
-#   the DeepPose paper (chapter 01): the limbs, the neck and the top of the head.
+# - **LSP-14** (Johnson & Everingham 2010): the 14-point skeleton of the DeepPose paper
+#   (chapter 01): the limbs, the neck and the top of the head.
 #
 # The numbers are each joint's index in its set. They differ from set to set (COCO's left
 # shoulder is 5, MPII's 13, LSP's 9), so converting between sets goes by the joints' names,
@@ -133,7 +133,7 @@ for key, value in annotation.items():
 # "Labelled" means $v > 0$: hidden keypoints have a position and count in training and
 # evaluation; only $v = 0$ keypoints are left out. `bbox` and `area` measure different things:
 # the box is the smallest rectangle around the segment, the area the segment itself, which is
-# much smaller for a person (about 40% of the box here: arms and legs leave a lot of empty box).
+# much smaller for a person (arms and legs leave a lot of empty box; the picture below prints both).
 # COCO's evaluation uses the area as the person's scale $s^2$ in the object keypoint similarity
 # (chapter 08); the box is what a person detector predicts (chapter 09).
 
@@ -148,6 +148,9 @@ viz.draw_pose(person["keypoints"], person["visibility"], ax=ax)
 x, y, w, h = person["box"]
 ax.set_title(f"area = {person['area']:.0f} px, w x h = {w * h:.0f} px", fontsize=9)
 plt.show()
+area_shares = [a["area"] / (a["bbox"][2] * a["bbox"][3]) for a in coco["annotations"]]
+print(f"area / (w x h): {person['area'] / (w * h):.0%} for this person, median {np.median(area_shares):.0%} "
+      f"over the {len(area_shares)} people of single/train")
 
 # %% [markdown]
 # ### Exercise 1: from COCO's flat list to arrays
@@ -543,6 +546,7 @@ def split_statistics(name):
            "median height (px)": float(np.median(heights)),
            "median height / image": float(np.median(heights) / split["images"][0]["height"]),
            "labelled per person": float((flags > 0).sum(axis=1).mean()),
+           "fewest labelled": int((flags > 0).sum(axis=1).min()),
            "v=0": float((flags == 0).mean()), "v=1": float((flags == 1).mean()), "v=2": float((flags == 2).mean())}
     return row, {"flags": flags, "heights": heights, "per_image": per_image}
 
@@ -550,10 +554,11 @@ def split_statistics(name):
 results = {name: split_statistics(name) for name in data.DEFAULT_SPLITS}
 rows = [row for row, _ in results.values()]
 hidden_share = np.mean([row["v=1"] for row in rows])
+fewest = ", ".join(f"{row['fewest labelled']} in {row['split']}" for row in rows)
 table = report.experiment_table(
     rows, chapter="00", title="The synthetic data: people, sizes and visibility per split",
     note=(f"No paper number to reproduce: this describes our data. {hidden_share:.0%} of the keypoints are hidden "
-          "(v = 1) and every person has at least 8 labelled keypoints by construction, whereas COCO also holds "
+          f"(v = 1), and every person has some labelled keypoints (at least {fewest}), whereas COCO also holds "
           "many small people and crowds with no labelled keypoints at all (num_keypoints = 0)."),
     floatfmt=".2f",
 )
@@ -632,7 +637,7 @@ print("  ".join(f"{name} {sigma:.3f}" for name, sigma in zip(keypoint_sets.COCO_
 #
 #    <details><summary>Answer</summary>`area` is the number of pixels of the person's segment
 #    (mask); the box is the smallest rectangle around it. Arms and legs leave much of the box
-#    empty, so the area is well below w x h (about 40% for the synthetic people). COCO uses the
+#    empty, so the area is well below w x h (the COCO format section printed the share for the synthetic people). COCO uses the
 #    area as the scale s^2 in OKS.</details>
 #
 # 3. You mirror a 640-pixel-wide image. Where does a visible left wrist at x = 100 go, and under
@@ -654,3 +659,62 @@ print("  ".join(f"{name} {sigma:.3f}" for name, sigma in zip(keypoint_sets.COCO_
 #    <details><summary>Answer</summary>Top-down: one single-person estimate per detected box.
 #    It is usually more accurate, because every person, small or large, is cropped and
 #    resized to the same resolution before the pose network sees it.</details>
+
+# %% [markdown]
+# ## Stretch exercise: from one keypoint set to another
+#
+# This one is optional (bonus points). The three sets order their joints differently (COCO's
+# left shoulder is 5, MPII's 13, LSP's 9), so a pose moves from one set to another **by
+# name**: for each joint of the target set, take the source joint of the same name; a target
+# joint the source set does not have (COCO's neck, LSP's nose) gets $(0, 0)$ and $v = 0$, "not
+# labelled", never a guess.
+
+
+# %%
+def convert_by_name(keypoints, visibility, source_names, target_names):
+    """A pose of one keypoint set in another, joint by joint through the names.
+
+    Args:
+        keypoints: (K_s, 2) pixels, in the order of source_names.
+        visibility: (K_s,) COCO flags.
+        source_names, target_names: the joint names of the two sets, in their order.
+
+    Returns:
+        keypoints (K_t, 2) float, visibility (K_t,): joints missing from the source at (0, 0), v = 0.
+    """
+    ### BEGIN SOLUTION
+    keypoints, visibility = np.asarray(keypoints, dtype=float), np.asarray(visibility)
+    index = {name: k for k, name in enumerate(source_names)}
+    out_keypoints = np.zeros((len(target_names), 2))
+    out_visibility = np.zeros(len(target_names), dtype=visibility.dtype)
+    for t, name in enumerate(target_names):
+        if name in index:
+            out_keypoints[t], out_visibility[t] = keypoints[index[name]], visibility[index[name]]
+    return out_keypoints, out_visibility
+    ### END SOLUTION
+
+
+# %%
+checks.check_convert_by_name(convert_by_name)
+
+# %%
+# bonus: 1
+checks.check_convert_by_name(convert_by_name)
+### BEGIN HIDDEN TESTS
+checks.hidden_convert_by_name(convert_by_name)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Summary
+#
+# - A pose is $K$ points $(x_k, y_k)$ with a visibility flag each; for $N$ people an
+#   $N \times K \times 2$ array. COCO-17, MPII-16 and LSP-14 name and order the joints differently.
+# - COCO stores a person as a flat list $[x, y, v] \times K$: $v = 0$ not labelled (at $(0, 0)$),
+#   $v = 1$ labelled but hidden, $v = 2$ visible; "labelled" means $v > 0$.
+# - `bbox` is the rectangle around the person's segment, `area` the segment's pixels: OKS uses
+#   the area as the scale, a detector predicts the box.
+# - Mirroring an image maps $x \to w - 1 - x$ **and** swaps every left joint with its right one.
+# - Top-down estimates one person per detected box; bottom-up finds every joint at once and
+#   groups them. Regression outputs coordinates, heatmaps output a score per pixel.
+# - The course's synthetic people wear orange on the left and blue on the right, so the models
+#   can tell the sides apart; they train without flip augmentation for that reason.

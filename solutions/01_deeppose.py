@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 01 · DeepPose: regress the joints, then refine them in a cascade
+# # Chapter 01: DeepPose, regress the joints, then refine them in a cascade
 #
 # In 2014, two years after AlexNet, Alexander Toshev and Christian Szegedy asked the most
 # direct question possible: if a convolutional network can say *what* is in an image, can it
@@ -15,7 +15,7 @@
 # After this chapter you can
 #
 # - normalise joints by a box, $N(y_i; b) = \mathrm{diag}(1/b_w, 1/b_h)\,(y_i - b_c)$, and invert
-#   it; reproduce the lecture's worked table and spot the slip in its inverse example;
+#   it; work an example by hand and find the step of a worked inverse that used the wrong box;
 # - train a coordinate-regression network with an $L_2$ loss on normalised coordinates;
 # - compute PDJ, the share of joints within a radius of *threshold* $\times$ *torso diameter*,
 #   and say why a box diagonal is sometimes the better body size;
@@ -90,27 +90,28 @@ checks.hidden_normalize_to_box(normalize_to_box)
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### The lecture's worked example
+# ### A worked example
 #
-# The lecture notes normalise five joints of a 14-point skeleton by the box with centre
-# $(120, 150)$, $w = 200$, $h = 300$; for the head, $\left(\tfrac{120 - 120}{200}, \tfrac{370 - 150}{300}\right)
-# = (0, 0.73)$. The course's implementation of what you just wrote (`geometry.normalize_to_box`)
-# reproduces the whole table, rounded to two decimals as the notes print it:
+# Five joints of a 14-point skeleton, normalised by hand by the box with centre $(120, 150)$,
+# $w = 200$, $h = 300$. For the head at $(120, 370)$:
+# $\left(\tfrac{120 - 120}{200}, \tfrac{370 - 150}{300}\right) = (0, 0.73)$; the other four the
+# same way, rounded to two decimals in the column "by hand". The course's implementation of what
+# you just wrote (`geometry.normalize_to_box`) checks every row:
 
 # %%
-lecture_box = checks.LECTURE_BOX  # (c_x, c_y, w, h) = (120, 150, 200, 300)
+example_box = checks.EXAMPLE_BOX  # (c_x, c_y, w, h) = (120, 150, 200, 300)
 names = ["head", "left shoulder", "left elbow", "left wrist", "right ankle"]
-notes = [(0.0, 0.73), (0.0, 0.60), (-0.1, 0.60), (-0.2, 0.67), (-0.35, -0.27)]
-normalized = geometry.normalize_to_box(checks.LECTURE_JOINTS, lecture_box, box_format="cxcywh")
-print(f"{'joint':>14} {'x':>5} {'y':>5} | {'N_x':>6} {'N_y':>6} | notes")
-for name, (x, y), (nx, ny), note in zip(names, checks.LECTURE_JOINTS, normalized, notes):
-    same = np.allclose(np.round([nx, ny], 2), note)
-    print(f"{name:>14} {x:5.0f} {y:5.0f} | {nx:6.2f} {ny:6.2f} | {note}  {'same' if same else 'DIFFERENT'}")
+by_hand = [(0.0, 0.73), (0.0, 0.60), (-0.1, 0.60), (-0.2, 0.67), (-0.35, -0.27)]
+normalized = geometry.normalize_to_box(checks.EXAMPLE_JOINTS, example_box, box_format="cxcywh")
+print(f"{'joint':>14} {'x':>5} {'y':>5} | {'N_x':>6} {'N_y':>6} | by hand")
+for name, (x, y), (nx, ny), hand in zip(names, checks.EXAMPLE_JOINTS, normalized, by_hand):
+    same = np.allclose(np.round([nx, ny], 2), hand)
+    print(f"{name:>14} {x:5.0f} {y:5.0f} | {nx:6.2f} {ny:6.2f} | {hand}  {'same' if same else 'DIFFERENT'}")
 
 # %% [markdown]
 # Two remarks on the example. The head has $N_y = 0.73 > 0.5$: it lies *outside* the box, which
 # is allowed (a box from a person detector often cuts off a hand or the head; the network can
-# still output values beyond $\pm\tfrac12$). And the notes draw their picture with $y$ pointing
+# still output values beyond $\pm\tfrac12$). And the example's numbers have $y$ pointing
 # **up** (the head at $y = 370$ above the ankle at $y = 70$), while images, and this course,
 # have $y$ pointing down. The formula does not care: it is the same linear map either way.
 #
@@ -153,36 +154,51 @@ checks.hidden_denormalize_from_box(denormalize_from_box)
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### A slip in the lecture's inverse example
+# ### Find the slip in a worked inverse
 #
-# The notes then map two predictions back to the image: the right hip at $(-0.3, -0.7)$ and the
-# left shoulder at $(0.2, 0.2)$. They write $-0.7 = \tfrac{1}{300}(y - 300)$ and get
-# $y = 90$, and $0.2 = \tfrac{1}{300}(y - 300)$, $y = 360$: the box centre's $y$ has become
-# **300** (the box height) instead of the **150** of the forward example. With the same box as
-# before, the hip is at $(60, -60)$ and the shoulder at $(160, 210)$; the $x$ values were right.
+# Two predictions of a network, in box units, mapped back to pixels by hand with the box
+# above, centre $(120, 150)$, $w = 200$, $h = 300$: the right hip at $(-0.3, -0.7)$ and the
+# left shoulder at $(0.2, 0.2)$. **One step below uses the wrong box centre.** Find it and fix
+# it before running the next cell.
 #
-# The slip is harmless for what the notes do next. They measure the distance between the two
-# predicted joints, $\sqrt{(160 - 60)^2 + (360 - 90)^2} = 287.92$, to size the cascade's crops
-# ($\delta \times 287.92$, below). Both points moved by the same 150 pixels, and a distance does
-# not change when both ends move together: the corrected points give 287.92 too.
+# 1. right hip, $x$: $\;-0.3 = \tfrac{1}{200}(x - 120)$, so $x = 60$;
+# 2. right hip, $y$: $\;-0.7 = \tfrac{1}{300}(y - 300)$, so $y = 90$;
+# 3. left shoulder, $x$: $\;0.2 = \tfrac{1}{200}(x - 120)$, so $x = 160$;
+# 4. left shoulder, $y$: $\;0.2 = \tfrac{1}{300}(y - 150)$, so $y = 210$;
+# 5. the distance between the two joints, which sizes the cascade's crops below:
+#    $\sqrt{(160 - 60)^2 + (210 - 90)^2} = 156.2$ pixels.
+#
+# <details><summary>Answer</summary>
+#
+# Step 2 took the box's height, 300, for the centre's $y$, 150: $-0.7 = \tfrac{1}{300}(y - 150)$
+# gives $y = -60$ (above the box: a prediction may leave it). The distance then changes too, to
+# $\sqrt{100^2 + 270^2} = 287.92$ pixels: the slip moved one joint and not the other, so the
+# cascade's crops would have been about half their size. Had every step used 300, both joints
+# would have moved by the same 150 pixels and the distance, a difference, would have survived.
+# </details>
+#
+# The next cell redoes every step with `geometry.denormalize_from_box` and says which one differs.
 
 # %%
-predictions = checks.LECTURE_PREDICTIONS  # right hip (-0.3, -0.7), left shoulder (0.2, 0.2)
-corrected = geometry.denormalize_from_box(predictions, lecture_box, box_format="cxcywh")
-slipped = geometry.denormalize_from_box(predictions, [120.0, 300.0, 200.0, 300.0], box_format="cxcywh")
-for label, points in [("box centre (120, 150), consistent", corrected), ("box centre (120, 300), the notes", slipped)]:
-    print(f"{label:36s} hip {points[0]}, shoulder {points[1]}, distance {np.linalg.norm(points[1] - points[0]):.2f}")
+predictions = checks.EXAMPLE_PREDICTIONS  # right hip (-0.3, -0.7), left shoulder (0.2, 0.2)
+corrected = geometry.denormalize_from_box(predictions, example_box, box_format="cxcywh")
+worked = {"1. right hip x": 60.0, "2. right hip y": 90.0, "3. left shoulder x": 160.0, "4. left shoulder y": 210.0}
+for (step, value), right in zip(worked.items(), corrected.ravel()):
+    print(f"{step:20s} worked {value:6.1f}   recomputed {right:6.1f}   {'ok' if np.isclose(value, right) else 'WRONG'}")
+slipped = np.array(list(worked.values())).reshape(2, 2)
+print(f"5. distance          worked {np.linalg.norm(slipped[1] - slipped[0]):6.1f}   "
+      f"recomputed {np.linalg.norm(corrected[1] - corrected[0]):6.2f}")
 
 fig, ax = plt.subplots(figsize=(6.5, 4.4))
-corner_box = np.r_[lecture_box[:2] - lecture_box[2:] / 2, lecture_box[2:]]  # (c_x, c_y, w, h) -> COCO (x, y, w, h)
+corner_box = np.r_[example_box[:2] - example_box[2:] / 2, example_box[2:]]  # (c_x, c_y, w, h) -> COCO (x, y, w, h)
 viz.draw_box(corner_box, ax, color="black", label="box")
-for points, colour, label in [(corrected, "tab:green", "centre y = 150"),
-                              (slipped, "tab:red", "centre y = 300 (the slip)")]:
+for points, colour, label in [(corrected, "tab:green", "every step with centre y = 150"),
+                              (slipped, "tab:red", "the worked steps (one slip)")]:
     ax.plot(*points.T, "o-", color=colour, label=label)
     for (x, y), joint in zip(points, ["right hip", "left shoulder"]):
         ax.annotate(f"{joint} ({x:.0f}, {y:.0f})", (x, y), xytext=(6, -2), textcoords="offset points", fontsize=7,
                     color=colour)
-ax.plot(*checks.LECTURE_JOINTS.T, "k.", label="the forward example's joints")
+ax.plot(*checks.EXAMPLE_JOINTS.T, "k.", label="the forward example's joints")
 ax.set_xlim(-20, 260)
 ax.set_ylim(-100, 420)
 ax.invert_yaxis()
@@ -250,8 +266,8 @@ plt.show()
 # \qquad \mathrm{PDJ} = \frac{\sum_{n,i} \text{detected}_{ni}\, [v_{ni} > 0]}{\sum_{n,i} [v_{ni} > 0]} .$$
 #
 # The body size is the **torso diameter** $\mathrm{diam}(y)$, the distance between opposite
-# joints of the torso: the left shoulder and the right hip (COCO's joints 5 and 12). The lecture
-# notes' example: with a body length of 500 pixels, PDJ@0.05 accepts joints within
+# joints of the torso: the left shoulder and the right hip (COCO's joints 5 and 12). An
+# example: with a body length of 500 pixels, PDJ@0.05 accepts joints within
 # $0.05 \times 500 = 25$ pixels. PDJ pools all labelled joints of all people; hidden joints
 # ($v = 1$) count, unlabelled ones ($v = 0$) do not.
 #
@@ -298,12 +314,12 @@ checks.hidden_percent_detected_joints(percent_detected_joints)
 # %% [markdown]
 # ### Torso diameter or box diagonal?
 #
-# The notes point out a weakness of torso-based metrics: a torso seen from the side is narrow
+# Torso-based metrics have a weakness: a torso seen from the side is narrow
 # (the two shoulders, and the two hips, come together), and a bent or foreshortened torso is
 # short, so the radius shrinks and every joint of that person becomes hard to "detect". The
 # left-shoulder-to-right-hip diagonal keeps the torso's height, which softens the problem for
 # side views but not for people lying towards the camera or bending over. The **box diagonal**
-# never collapses, which is why the notes (and chapter 08) also use it. The plot compares the
+# never collapses, which is why later benchmarks (and chapter 08) use it. The plot compares the
 # two sizes for the validation people; the person with the smallest ratio is drawn on the right
 # with its PDJ@0.2 circles: the torso-based circles are tiny.
 
@@ -347,7 +363,7 @@ plt.show()
 #
 # (centre, width, height), where $\mathrm{diam}$ is the torso diameter of the *previous
 # prediction* and $\delta$ sets the box size relative to the body (the paper used $\delta = 1.0$
-# on FLIC and $2.0$ on LSP; the notes' example: a box of side $\delta \times 287.92$). A network of
+# on FLIC and $2.0$ on LSP; for the worked example above, a box of side $\delta \times 287.92$). A network of
 # the same kind, with its own parameters $\theta_s$, regresses where joint $i$ is inside that box,
 # and the estimate moves there:
 #
@@ -442,8 +458,8 @@ plt.show()
 #
 # We train stage 1, measure its errors, train a stage 2 on simulated predictions, and compare
 # stage 1 alone with stage 1 + 2 on the validation set: the mean pixel error and PDJ at
-# thresholds 0.05, 0.1 and 0.2 of the torso diameter (people without a labelled torso pair, about
-# 3%, are left out of PDJ). The paper chose $\delta$ on held-out images among a few values; we
+# thresholds 0.05, 0.1 and 0.2 of the torso diameter (people without a labelled torso pair are
+# left out of PDJ; the table's note says how many). The paper chose $\delta$ on held-out images among a few values; we
 # train stage 2 twice, with the paper's two values $\delta = 1.0$ (FLIC) and $\delta = 2.0$
 # (LSP), and report both. On a laptop CPU the whole experiment takes a few minutes (on a GPU,
 # well under one).
@@ -454,8 +470,7 @@ plt.show()
 
 # %% tags=["experiment"]
 STEPS = training.budget(full=1200, fast=60)
-torch.manual_seed(0)
-stage1 = models.build("deeppose_tiny")
+stage1 = models.build("deeppose_tiny", seed=0)  # one seed for the weights, the batches and the augmentation
 history1 = training.fit(stage1, train_data, val_data, losses.RegressionLoss(), STEPS, batch_size=32, lr=1e-3,
                         eval_metric="mean_error", seed=0)
 print(f"{history1.images_per_second:.0f} training images per second on {history1.device}")
@@ -509,8 +524,8 @@ print("standard deviation per joint (x, y), in units of diam(y):", np.round(std.
 # %% tags=["experiment"]
 def train_stage2(delta):
     """Train a second stage with boxes of side delta * diam(y); return it and its training history."""
-    torch.manual_seed(0)
-    stage = models.DeepPoseCascadeStage(models.build("deeppose_tiny", input_size=PATCH))
+    with training.seeded(0):  # the stage's own head is drawn from the seed too
+        stage = models.DeepPoseCascadeStage(models.build("deeppose_tiny", input_size=PATCH))
     patches = cascade.CascadeDataset(train_data.samples, mean, std, delta=delta, patch_size=PATCH)
     history = training.fit(stage, patches, None, cascade.CascadeLoss(), STEPS, batch_size=32, lr=1e-3, seed=0)
     return stage, history
@@ -547,7 +562,9 @@ note = (f"Stage 2 (delta = 1) moved the mean error from {one['mean error (px)']:
            if helped else "not the paper's direction in this run"
            + (" (the fast profile trains each stage for a few dozen steps only)." if training.fast_profile() else "."))
         + f" With delta = 2 (a box twice as large, seen at half the resolution) the mean error went to "
-          f"{rows[2]['mean error (px)']:.2f} px and PDJ@0.05 to {rows[2]['PDJ@0.05']:.3f}.")
+          f"{rows[2]['mean error (px)']:.2f} px and PDJ@0.05 to {rows[2]['PDJ@0.05']:.3f}."
+          f" PDJ leaves out the {(~scored).sum()} of {len(scored)} people ({(~scored).mean():.1%}) without a "
+          "labelled torso pair.")
 table = report.experiment_table(rows, chapter="01", title="DeepPose: stage 1 vs stage 1 + 2 (validation set)",
                                 note=note)
 table
@@ -612,8 +629,14 @@ plt.show()
 #   | DeepPose, stage 2 | 0.56 | 0.36 | 0.78 | 0.70 | 0.60 |
 #   | DeepPose, stage 3 | 0.56 | 0.38 | 0.77 | 0.71 | 0.61 |
 #
+#   LSP's PCP scores ten parts: the eight limbs, the torso (neck to pelvis) and the head (neck
+#   to head top). COCO has no neck, pelvis or head top, so the course's COCO-PCP
+#   (`metrics.pcp`, chapter 08) scores the torso's two sides (shoulder to hip) instead of
+#   LSP's torso and head: its numbers are not comparable with LSP's.
+#
 #   The cascade added 7 points of average PCP, most of it in the second stage, and most for the
-#   lower arms (the wrists are the hardest joints). The third stage added little.
+#   lower arms (the wrists are the hardest joints). The third stage added little. The stretch
+#   exercise below writes what a third stage does to the pose.
 # - **PDJ on FLIC** is reported as curves over the normalised distance (elbows and wrists, and
 #   the first three stages of the cascade) rather than as a table; the refined stages lie above
 #   stage 1, and DeepPose above the earlier methods it was compared with.
@@ -632,12 +655,13 @@ plt.show()
 #    <details><summary>Answer</summary>$x = 100 + 80 \cdot 0.6 = 148$, $y = 200 + 160 \cdot (-0.1) = 184$.
 #    It is outside the box, to the right: $|N_x| = 0.6 > 0.5$.</details>
 #
-# 2. Why does the lecture's slip (a box centre $y$ of 300 instead of 150) not change the size of
-#    the cascade's boxes?
+# 2. A function that maps predictions back with the box's height as the centre's $y$ (the slip
+#    of the worked inverse, made in every step) still gives cascade boxes of the right size. Why?
 #
-#    <details><summary>Answer</summary>The slip moves every back-transformed point by the same
-#    150 pixels. The box size depends on a distance between two predicted joints, and a common
-#    shift cancels in a difference: both versions give 287.92 pixels.</details>
+#    <details><summary>Answer</summary>It moves every back-transformed point by the same
+#    $h - c_y$ pixels (150 in the example). The box size depends on a distance between two
+#    predicted joints, and a common shift cancels in a difference: 287.92 pixels either way. The
+#    positions are still wrong, so the crops are cut in the wrong place.</details>
 #
 # 3. Why does stage 2 train on simulated predictions rather than on stage 1's predictions for the
 #    training images?
@@ -660,3 +684,65 @@ plt.show()
 #    its side is $\delta\,\mathrm{diam}(y)$, so if the true wrist is farther away than half a side it
 #    is not in the crop at all. The cascade refines; it does not search. Heatmap methods
 #    (chapter 02 on) look at the whole crop for every joint.</details>
+
+# %% [markdown]
+# ## Stretch exercise: a third stage
+#
+# This one is optional (bonus points). DeepPose stopped at $S = 3$ stages. Stage $s$ cuts its
+# boxes around the pose of stage $s - 1$, centre **and** size: the box side
+# $\delta\,\mathrm{diam}(y^{(s-1)})$ changes when stage 2 moves a shoulder or a hip. Write the
+# cascade's bookkeeping: given stage 1's pose and what each later stage regressed (in its own
+# boxes' units), return the pose after every stage,
+#
+# $$y_i^{(s)} = N^{-1}\big(\psi_i^{(s)};\, b_i^{s}\big), \qquad b_i^{s} = \big(y_i^{(s-1)},\, \delta\,\mathrm{diam}(y^{(s-1)}),\, \delta\,\mathrm{diam}(y^{(s-1)})\big).$$
+#
+# Your `refinement_boxes` gives the boxes. A third trained stage would be one more
+# `train_stage2`-like run on crops around simulated stage-2 predictions (with stage 2's smaller
+# errors); this exercise is what runs it.
+
+
+# %%
+def cascade_poses(pose, stage_outputs, delta):
+    """The pose after each stage of the cascade.
+
+    Args:
+        pose: (K, 2) stage 1's prediction, image pixels (COCO's 17 joints).
+        stage_outputs: (S - 1, K, 2) what stages 2..S regressed, each in the units of its boxes.
+        delta: the box side relative to diam(y).
+
+    Returns:
+        (S, K, 2) float array: stage 1's pose, then the pose after each later stage.
+    """
+    ### BEGIN SOLUTION
+    poses = [np.asarray(pose, dtype=float)]
+    for outputs in np.asarray(stage_outputs, dtype=float):
+        boxes = refinement_boxes(poses[-1], delta)  # (K, 4) around the current pose
+        poses.append(boxes[:, :2] + boxes[:, 2:] * outputs)
+    return np.stack(poses)
+    ### END SOLUTION
+
+
+# %%
+checks.check_cascade_poses(cascade_poses)
+
+# %%
+# bonus: 2
+checks.check_cascade_poses(cascade_poses)
+### BEGIN HIDDEN TESTS
+checks.hidden_cascade_poses(cascade_poses)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Summary
+#
+# - DeepPose regresses the $2K$ joint coordinates directly, normalised by a box around the
+#   person: $N(y_i; b) = \mathrm{diag}(1/b_w, 1/b_h)(y_i - b_c)$; its inverse maps predictions back.
+# - A worked inverse is checked step by step: one wrong box centre moves one joint, and then
+#   every distance measured from it.
+# - The network is AlexNet with a $2K$ output, trained with an $L_2$ loss on normalised coordinates.
+# - PDJ counts the joints within *threshold* $\times$ *torso diameter*; the torso collapses for
+#   side views, the box diagonal does not.
+# - The cascade cuts a box of side $\delta\,\mathrm{diam}(y)$ around every predicted joint and
+#   regresses the correction inside it; later stages train on simulated predictions.
+# - The chapter's table says how much stage 2 changed the error in this run, for $\delta = 1$
+#   and $\delta = 2$; a stage refines, it cannot fetch a joint from outside its box.

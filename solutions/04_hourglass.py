@@ -36,8 +36,10 @@
 #
 # - A. Newell, K. Yang, J. Deng, *Stacked Hourglass Networks for Human Pose Estimation*,
 #   ECCV 2016 ([arXiv:1603.06937](https://arxiv.org/abs/1603.06937)); the official Torch code
-#   is `princeton-vl/pose-hg-train`, which `course_lib/models/hourglass.py` follows layer by
-#   layer.
+#   is [princeton-vl/pose-hg-train](https://github.com/princeton-vl/pose-hg-train), whose
+#   released `src/models/hg.lua` (commit 7709053, September 2016) `course_lib/models/hourglass.py`
+#   follows layer by layer; its early revision (June 2016, no residual module after each
+#   hourglass) is kept as an option.
 # - K. He, X. Zhang, S. Ren, J. Sun, *Identity Mappings in Deep Residual Networks*, ECCV 2016
 #   ([arXiv:1603.05027](https://arxiv.org/abs/1603.05027)): the pre-activation residual unit.
 # - B. Xiao, H. Wu, Y. Wei, *Simple Baselines for Human Pose Estimation and Tracking*, ECCV
@@ -266,8 +268,10 @@ checks.hidden_hourglass_forward(hourglass_forward)
 #
 # 1. a **stem** brings the image to a quarter of its size: $7\times7$ stride-2 convolution,
 #    a residual module, max-pool, two more residual modules ($256 \times 256 \to 64 \times 64$);
-# 2. for each stack $s$: an hourglass, then a $1\times1$ convolution with BN and ReLU (`lin`)
-#    giving features $f_s$, and a $1\times1$ convolution giving $K$ heatmaps $h_s$;
+# 2. for each stack $s$: an hourglass, a residual module at the same resolution (`after`, in
+#    the released `hg.lua`; the early revision and `hourglass_tiny` have none), then a
+#    $1\times1$ convolution with BN and ReLU (`lin`) giving features $f_s$, and a $1\times1$
+#    convolution giving $K$ heatmaps $h_s$;
 # 3. **remapping**: both are mapped back to the feature width by $1\times1$ convolutions and
 #    *added* to the stack's input,
 #    $$x_{s+1} = x_s + W_f * f_s + W_h * h_s,$$
@@ -279,9 +283,10 @@ checks.hidden_hourglass_forward(hourglass_forward)
 #
 # ### Exercise 3: the stacked forward pass
 #
-# Given a `hourglass.StackedHourglass` (attributes `stem`, `hourglasses`, `lins`,
+# Given a `hourglass.StackedHourglass` (attributes `stem`, `hourglasses`, `after`, `lins`,
 # `heatmap_layers`, `remap_features`, `remap_heatmaps`, each a list with one module per
-# stack, the remapping lists one shorter, and `num_stacks`), return the **list** of every
+# stack, the remapping lists one shorter, and `num_stacks`; `after[s]` is an identity in the
+# early layout), return the **list** of every
 # stack's heatmaps. Run each hourglass with `model.hourglasses[s](x)` (the course's
 # hourglass module); only `model(images)` itself, the answer, is off limits.
 
@@ -292,7 +297,7 @@ def stacked_hourglass_forward(images, model):
 
         x_1 = stem(images)
         for s = 1 .. S:
-            f_s = lins[s](hourglasses[s](x_s))
+            f_s = lins[s](after[s](hourglasses[s](x_s)))
             h_s = heatmap_layers[s](f_s)
             x_{s+1} = x_s + remap_features[s](f_s) + remap_heatmaps[s](h_s)     (s < S only)
 
@@ -307,7 +312,7 @@ def stacked_hourglass_forward(images, model):
     x = model.stem(images)  # (N, F, H/4, W/4)
     outputs = []
     for s in range(model.num_stacks):
-        features = model.lins[s](model.hourglasses[s](x))
+        features = model.lins[s](model.after[s](model.hourglasses[s](x)))
         heatmaps = model.heatmap_layers[s](features)  # (N, K, H/4, W/4)
         outputs.append(heatmaps)
         if s < model.num_stacks - 1:
@@ -345,17 +350,48 @@ for name, (model, size) in presets.items():
           f"{counted['macs'] / 1e9:6.3f}e9 multiply-adds = {counted['paper_gflops']:6.3f} 'GFLOPs' (papers' rule)")
 
 # %% [markdown]
-# Our count of the official `hg.lua` network with 17 heatmaps is 23.7M parameters and 14.3
-# GFLOPs; the HRNet paper's comparison table lists the 8-stack hourglass with 14.3 GFLOPs
-# (the same) but 25.1M parameters. The paper does not say what it counted; the difference is
-# about 6%, and the GFLOPs agree.
+# The diagram of the 8-stack network, drawn from the model's own configuration
+# (`viz.draw_stacked_hourglass`): stem, hourglasses, the residual module and $1\times1$ layer
+# after each, the heatmaps that get a loss, and the remapping into the next stack's input.
+
+# %%
+viz.draw_stacked_hourglass(presets["hourglass_8 (paper)"][0])
+plt.show()
+
+# %% [markdown]
+# Two revisions of `hg.lua` are in the official repository's history: the early one (June
+# 2016) goes from each hourglass straight to the $1\times1$ `lin` layer; the released one
+# (September 2016, the file as it stands) puts one residual module at the output resolution
+# in between. The HRNet paper's comparison table lists the 8-stack hourglass with 25.1M
+# parameters and 14.3 GFLOPs at $256 \times 192$ without saying which revision it counted.
+# The course counts both with 17 heatmaps, by the paper's rule:
+
+# %%
+HRNET_TABLE = {"params (M)": 25.1, "GFLOPs": 14.3}  # the HRNet paper's Table 1, 8-stage hourglass
+with torch.device("meta"):
+    revisions = {"released hg.lua (the course's hourglass_8)": models.build("hourglass_8"),
+                 "early hg.lua": models.build("hourglass_8", residual_after_hourglass=False)}
+revision_rows = []
+for name, model in revisions.items():
+    counted = models.measure_complexity(model, (256, 192))
+    revision_rows.append({"revision": name, "params (M)": counted["params"] / 1e6, "GFLOPs": counted["paper_gflops"],
+                          "table params (M)": HRNET_TABLE["params (M)"], "table GFLOPs": HRNET_TABLE["GFLOPs"]})
+closest_params = min(revision_rows, key=lambda r: abs(r["params (M)"] - HRNET_TABLE["params (M)"]))["revision"]
+closest_flops = min(revision_rows, key=lambda r: abs(r["GFLOPs"] - HRNET_TABLE["GFLOPs"]))["revision"]
+report.experiment_table(
+    revision_rows, chapter="04", title="The 8-stack hourglass at 256x192: the two revisions of hg.lua vs the table",
+    note=(f"The table's parameter count is closest to the {closest_params}, its GFLOPs to the {closest_flops}"
+          + (": no single revision gives both of the table's figures." if closest_params != closest_flops else ".")),
+    floatfmt=".2f",
+)
+
+# %% [markdown]
 #
 # ## 4. Symmetric encoder-decoder, or heavy encoder and light decoder?
 #
-# The lecture notes line up four designs, from Figure 2 of the HRNet paper: (a) the
-# hourglass, (b) the Cascaded Pyramid Network, (c) SimpleBaseline with transposed
-# convolutions, (d) a variant with dilated convolutions (the notes file it under
-# SimpleBaseline too). All of them go from high to low resolution (encoder) and back
+# Figure 2 of the HRNet paper lines up four designs: (a) the hourglass, (b) the Cascaded
+# Pyramid Network, (c) SimpleBaseline with transposed convolutions, (d) a variant with dilated
+# convolutions. All of them go from high to low resolution (encoder) and back
 # (decoder). What differs is the balance and the wiring:
 #
 # - the hourglass is **symmetric**: every residual module on the way down has a twin on the
@@ -441,8 +477,7 @@ variants = {"2 stacks, skips": dict(num_stacks=2), "1 stack, skips": dict(num_st
 runs = {}
 for name, options in variants.items():
     print(f"training: {name}")
-    torch.manual_seed(0)
-    model = models.build("hourglass_tiny", **options)
+    model = models.build("hourglass_tiny", seed=0, **options)  # the same seed for every variant
     history = training.fit(model, train_crops, val_crops, losses.HeatmapLoss(), steps, batch_size=32, lr=2e-3,
                            seed=0, eval_every=max(1, steps // 5), eval_items=training.budget(200, 32))
     runs[name] = (model, history, training.evaluate(model, val_crops, coco_ap=False).metrics)
@@ -528,13 +563,17 @@ for ax in axes.ravel():
     ax.set_axis_off()
 fig.tight_layout()
 
+# %% tags=["experiment"]
+report.markdown(
+    f"**How to read the results.** The table comes from a short run on toy data ({steps} steps, "
+    f"{'fast' if training.fast_profile() else 'full'} profile), so treat differences of one or two points as noise. "
+    f"In this run the skip connections were worth {100 * skip_gain:+.1f} points of PCK@0.1 (2 stacks), a second "
+    f"stack {100 * stack_gain:+.1f} points at equal steps, and inside the 2-stack model the second stack "
+    f"{'improved on' if refinement > 0 else 'did not improve on'} the first by {100 * refinement:+.1f} points."
+)
+
 # %% [markdown]
-# How to read the results. The table above comes from a short run on toy data, so treat
-# differences of one or two points as noise. When this chapter was run in the full profile
-# (400 steps), the skip connections were worth about 15 points of PCK@0.1, a second stack
-# about -2 points at equal steps (its validation curve was still rising), and inside the
-# 2-stack model the second stack improved on the first by about 2 points. Three things to
-# look for:
+# Three things to look for:
 #
 # - **Intermediate predictions.** In the 2-stack models, compare the last column (stack 1)
 #   with PCK@0.1 (stack 2): the same network's second stack usually improves on its first,
@@ -542,7 +581,7 @@ fig.tight_layout()
 # - **Skip connections.** Without the upper branches, everything the decoder knows passed
 #   through the $3 \times 2$ bottom of the hourglass, and nearest-neighbour upsampling
 #   cannot put it back on the exact pixel: the strict PCK@0.1 is where it shows.
-# - **Equal steps vs equal time.** The second stack roughly halves the images per second;
+# - **Equal steps vs equal time.** The second stack costs images per second (see the table);
 #   the paper's claim is about accuracy at a fixed parameter budget (they made each
 #   hourglass smaller when they stacked more), not at a fixed number of steps.
 #
@@ -559,7 +598,7 @@ fig.tight_layout()
 #   the combination being best.
 # - **COCO**, from the HRNet paper's comparison table (val2017, $256 \times 192$,
 #   person detector boxes): the 8-stack hourglass has **25.1M parameters, 14.3 GFLOPs, 66.9
-#   AP**, against SimpleBaseline-R50's 34.0M, 8.9 GFLOPs and **70.4 AP**: the heavy encoder
+#   AP** (the course's counts of the two `hg.lua` revisions are printed in section 3), against SimpleBaseline-R50's 34.0M, 8.9 GFLOPs and **70.4 AP**: the heavy encoder
 #   (pre-trained on ImageNet) with its light decoder wins on COCO at fewer GFLOPs.
 #
 # ## Check your understanding
@@ -619,3 +658,53 @@ fig.tight_layout()
 # hourglass carries *which part is where*. (If your numbers do not show this, the run was too
 # short to tell.)
 # </details>
+
+# %% [markdown]
+# ## Stretch exercise: count a residual module by hand
+#
+# This one is optional (bonus points). The two revisions of `hg.lua` differ by one residual
+# module per stack, so the parameter gap between them is eight times one module's count. Count
+# it from the layers of section 1: three batch normalisations (a scale and a shift per
+# channel), three convolutions ($1\times1$ to `out/2`, $3\times3$, $1\times1$ to `out`, each
+# with a bias, as in `hg.lua`), and, when the channels change, a $1\times1$ skip convolution
+# with its bias.
+
+
+# %%
+def residual_parameters(in_channels, out_channels):
+    """Number of parameters of hg.lua's residual module (in_channels -> out_channels, out even), as an int."""
+    ### BEGIN SOLUTION
+    mid = out_channels // 2
+    norms = 2 * (in_channels + mid + mid)
+    convs = (in_channels * mid + mid) + (9 * mid * mid + mid) + (mid * out_channels + out_channels)
+    skip = in_channels * out_channels + out_channels if in_channels != out_channels else 0
+    return int(norms + convs + skip)
+    ### END SOLUTION
+
+
+# %%
+checks.check_residual_parameters(residual_parameters)
+
+# %%
+# bonus: 1
+checks.check_residual_parameters(residual_parameters)
+### BEGIN HIDDEN TESTS
+checks.hidden_residual_parameters(residual_parameters)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Summary
+#
+# - The hourglass's residual module is a pre-activation bottleneck (BN-ReLU-conv three times,
+#   `out/2` channels inside) with a $1\times1$ skip convolution when the channels change.
+# - One hourglass pools down to a few cells that see the whole body, comes back up, and adds at
+#   every resolution the skip branch set aside on the way down; written recursively, order $n$
+#   wraps order $n - 1$.
+# - Stacks are chained by adding the remapped features and heatmaps to the stack's input; every
+#   stack's heatmaps get the loss (intermediate supervision), as in CPM.
+# - The released `hg.lua` adds a residual module after each hourglass; the course builds it
+#   (`hourglass_8`) and prints both revisions' parameters and GFLOPs next to the HRNet table's.
+# - The hourglass is a symmetric encoder-decoder; SimpleBaseline puts its depth in the
+#   encoder and decodes with three transposed convolutions and no skips.
+# - The chapter's run measures, at equal steps, what skip connections and a second stack
+#   change; its verdict sentence is computed from the table.

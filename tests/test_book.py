@@ -27,3 +27,25 @@ def test_the_index_page_lists_summaries_and_stretch_exercises(tmp_path):
     assert "<li>first point goes on</li>" in page and "<li>second point</li>" in page
     assert "<code>flip_y</code> (1 bonus point)" in page
 
+
+
+def test_report_markdown_shows_computed_prose_and_refuses_nothing():
+    from course_lib import report
+
+    gain = 0.1234
+    shown = report.markdown(f"stage 2 gained {gain:.2f}")
+    assert shown._repr_markdown_() == "stage 2 gained 0.12"
+    for bad in ("", "  ", None):
+        try:
+            report.markdown(bad)
+        except ValueError as error:
+            assert "text" in str(error)
+        else:
+            raise AssertionError(f"report.markdown({bad!r}) was accepted")
+
+
+def test_every_chapter_has_a_summary_of_five_to_eight_bullets_and_a_stretch_exercise():
+    for source in sorted((ROOT / "solutions").glob("0[0-4]_*.py")):
+        bullets, stretch = chapter_outline(read_source(source))
+        assert 5 <= len(bullets) <= 8, (source.name, bullets)
+        assert 1 <= len(stretch) <= 2, (source.name, stretch)

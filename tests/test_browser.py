@@ -126,6 +126,10 @@ def test_demos_render_and_follow_a_slider_in_chromium(voila_page, tmp_path):
             for i in range(2):  # the figures arrived as real images
                 assert pictures.nth(i).evaluate("img => img.complete && img.naturalWidth") >= 600
             before, picture_before = readout.inner_text(), pictures.first.get_attribute("src")
+            # at 1400 px the readout's table is shown whole: nothing cut off at the right edge
+            assert readout.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), "the readout table is cut off"
+            right = readout.evaluate("el => el.getBoundingClientRect().right")
+            assert right <= page.evaluate("() => document.documentElement.clientWidth") + 1
             assert "keypoint (29.30, 26.60)" in before
             page.screenshot(path=str(SCREENSHOTS / "demos_before.png"), full_page=True)
 

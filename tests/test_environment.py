@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -77,3 +81,20 @@ def test_torchvision_is_only_imported_inside_try():
             if any(n.split(".")[0] == "torchvision" for n in names) and id(node) not in guarded:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, f"unguarded torchvision imports: {offenders}"
+
+
+@pytest.mark.parametrize("user_id, root", [("0", True), ("1000", False)])
+def test_make_lab_passes_allow_root_to_jupyter_only_as_root_and_says_so(tmp_path, user_id, root):
+    """``make lab`` with a stand-in ``jupyter`` that prints its arguments, as root and not."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    fake = tmp_path / "jupyter"
+    fake.write_text('#!/bin/sh\necho "jupyter $*"\n')
+    fake.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY", "MAKEFLAGS")}
+    result = subprocess.run(["make", "-s", "lab", "-o", "setup", f"BIN={tmp_path}", f"USER_ID={user_id}"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (command,) = [line for line in result.stdout.splitlines() if line.startswith("jupyter lab")]
+    assert ("--allow-root" in command.split()) == root
+    assert ("Running as root" in result.stdout) == root

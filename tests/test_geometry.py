@@ -24,31 +24,31 @@ from course_lib.geometry import (
 from course_lib.keypoints import COCO_FLIP_PAIRS
 
 # ----------------------------------------------------------------------------- DeepPose box normalisation
-# The lecture's example (seeds/003): box centre (120, 150), w = 200, h = 300.
-LECTURE_BOX_CENTRE_FORM = np.array([120.0, 150.0, 200.0, 300.0])
-LECTURE_BOX_COCO = np.array([20.0, 0.0, 200.0, 300.0])  # the same box, top-left corner
-LECTURE_JOINTS = np.array([[120, 370], [120, 330], [100, 330], [80, 350], [50, 70]], float)
-LECTURE_TABLE = np.array([[0, 0.73], [0, 0.60], [-0.1, 0.60], [-0.2, 0.67], [-0.35, -0.27]])
+# Chapter 01's worked example: box centre (120, 150), w = 200, h = 300.
+EXAMPLE_BOX_CENTRE_FORM = np.array([120.0, 150.0, 200.0, 300.0])
+EXAMPLE_BOX_COCO = np.array([20.0, 0.0, 200.0, 300.0])  # the same box, top-left corner
+EXAMPLE_JOINTS = np.array([[120, 370], [120, 330], [100, 330], [80, 350], [50, 70]], float)
+EXAMPLE_TABLE = np.array([[0, 0.73], [0, 0.60], [-0.1, 0.60], [-0.2, 0.67], [-0.35, -0.27]])
 
 
-def test_normalize_reproduces_the_lecture_table():
-    for box, box_format in [(LECTURE_BOX_CENTRE_FORM, "cxcywh"), (LECTURE_BOX_COCO, "xywh")]:
-        normalized = normalize_to_box(LECTURE_JOINTS, box, box_format=box_format)
-        np.testing.assert_array_equal(np.round(normalized, 2), LECTURE_TABLE)
+def test_normalize_reproduces_the_worked_example_table():
+    for box, box_format in [(EXAMPLE_BOX_CENTRE_FORM, "cxcywh"), (EXAMPLE_BOX_COCO, "xywh")]:
+        normalized = normalize_to_box(EXAMPLE_JOINTS, box, box_format=box_format)
+        np.testing.assert_array_equal(np.round(normalized, 2), EXAMPLE_TABLE)
         # exact values: head y = (370 - 150) / 300 = 11/15
         assert normalized[0, 1] == pytest.approx(11 / 15)
-        np.testing.assert_allclose(denormalize_from_box(normalized, box, box_format=box_format), LECTURE_JOINTS)
+        np.testing.assert_allclose(denormalize_from_box(normalized, box, box_format=box_format), EXAMPLE_JOINTS)
 
 
-def test_the_lectures_inverse_example_used_the_wrong_centre():
+def test_the_slipped_inverse_step_used_the_wrong_centre():
     predictions = np.array([[-0.3, -0.7], [0.2, 0.2]])  # right hip, left shoulder
-    slipped = np.array([120.0, 300.0, 200.0, 300.0])  # the notes' centre y = 300
+    slipped = np.array([120.0, 300.0, 200.0, 300.0])  # the slipped step's centre y = 300
     np.testing.assert_allclose(denormalize_from_box(predictions, slipped, "cxcywh"), [[60, 90], [160, 360]])
     np.testing.assert_allclose(
-        denormalize_from_box(predictions, LECTURE_BOX_CENTRE_FORM, "cxcywh"), [[60, -60], [160, 210]]
+        denormalize_from_box(predictions, EXAMPLE_BOX_CENTRE_FORM, "cxcywh"), [[60, -60], [160, 210]]
     )
-    # the notes' distance 287.92 is right either way: a translation does not change distances
-    for box in (slipped, LECTURE_BOX_CENTRE_FORM):
+    # the distance 287.92 is right either way: a translation does not change distances
+    for box in (slipped, EXAMPLE_BOX_CENTRE_FORM):
         pose = np.zeros((17, 2))
         pose[[12, 5]] = denormalize_from_box(predictions, box, "cxcywh")  # right hip, left shoulder
         assert torso_diameter(pose) == pytest.approx(287.92, abs=0.005)
@@ -72,7 +72,7 @@ def test_normalize_broadcasts_per_instance_and_per_point_and_takes_torch():
 
 
 def test_cascade_box_and_patches():
-    # the lecture: diam = 287.92 between the predicted left shoulder and right hip
+    # the worked example: diam = 287.92 between the predicted left shoulder and right hip
     box = cascade_crop_box(np.array([160.0, 360.0]), 287.92, delta=0.5)
     np.testing.assert_allclose(box, [160 - 71.98, 360 - 71.98, 143.96, 143.96])
     centre_form = cascade_crop_box([160.0, 360.0], 287.92, 0.5, box_format="cxcywh")

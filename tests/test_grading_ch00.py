@@ -41,7 +41,17 @@ def good_keypoint_box(keypoints, visibility):
     return np.array([x0, y0, x1 - x0, y1 - y0])
 
 
+def good_convert_by_name(keypoints, visibility, source_names, target_names):
+    keypoints, visibility = np.asarray(keypoints, float), np.asarray(visibility)
+    pairs = [(t, list(source_names).index(n)) for t, n in enumerate(target_names) if n in source_names]
+    out_k, out_v = np.zeros((len(target_names), 2)), np.zeros(len(target_names), dtype=int)
+    for t, k in pairs:
+        out_k[t], out_v[t] = keypoints[k], visibility[k]
+    return out_k, out_v
+
+
 GOOD = {
+    "convert_by_name": good_convert_by_name,
     "coco_to_arrays": good_coco_to_arrays,
     "arrays_to_coco": good_arrays_to_coco,
     "flip_keypoints": good_flip_keypoints,
@@ -226,3 +236,22 @@ def test_reference_library_functions_agree_with_the_formulas():
         assert keypoint_sets.arrays_to_coco(keypoints, visibility) == good_arrays_to_coco(keypoints, visibility)
         np.testing.assert_array_equal(keypoint_sets.keypoint_box(keypoints, visibility),
                                       good_keypoint_box(keypoints, visibility))
+
+
+def test_the_stretch_conversion_goes_by_name_not_by_index():
+    def by_index(keypoints, visibility, source_names, target_names):
+        k = len(target_names)
+        return np.resize(np.asarray(keypoints, float), (k, 2)), np.resize(np.asarray(visibility), (k,))
+
+    assert_check_fails(ch00.check_convert_by_name, by_index, "returned the wrong values")
+
+    def guesses_missing(keypoints, visibility, source_names, target_names):
+        out_k, out_v = good_convert_by_name(keypoints, visibility, source_names, target_names)
+        return out_k, np.where(out_v > 0, out_v, 2)
+
+    assert_check_fails(ch00.check_convert_by_name, guesses_missing, "v = 0")
+
+    def library(*args):
+        return keypoint_sets.convert_keypoints(args[0], args[1], "coco", "lsp")
+
+    assert_check_fails(ch00.hidden_convert_by_name, library, "reference implementation")

@@ -41,7 +41,16 @@ def good_refinement_boxes(pose, delta):
     return np.array([[x, y, side, side] for x, y in pose])
 
 
+def good_cascade_poses(pose, stage_outputs, delta):
+    poses = [np.asarray(pose, dtype=float)]
+    for outputs in stage_outputs:
+        side = delta * np.hypot(*(poses[-1][5] - poses[-1][12]))
+        poses.append(poses[-1] + side * np.asarray(outputs, dtype=float))
+    return np.array(poses)
+
+
 GOOD = {
+    "cascade_poses": good_cascade_poses,
     "normalize_to_box": good_normalize_to_box,
     "denormalize_from_box": good_denormalize_from_box,
     "percent_detected_joints": good_percent_detected_joints,
@@ -69,15 +78,15 @@ def test_stubs_are_told_to_write_the_function(exercise):
     assert_check_fails(getattr(ch01, f"check_{exercise}"), stub, "not written yet")
 
 
-def test_the_lecture_table_is_reproduced_by_the_course_implementation():
-    # The notes' table, rounded to two decimals as printed there.
+def test_the_worked_example_is_reproduced_by_the_course_implementation():
+    # The worked example's table, rounded to two decimals as chapter 01 prints it.
     table = [(0.0, 0.73), (0.0, 0.60), (-0.1, 0.60), (-0.2, 0.67), (-0.35, -0.27)]
-    got = geometry.normalize_to_box(ch01.LECTURE_JOINTS, ch01.LECTURE_BOX, "cxcywh")
+    got = geometry.normalize_to_box(ch01.EXAMPLE_JOINTS, ch01.EXAMPLE_BOX, "cxcywh")
     np.testing.assert_allclose(np.round(got, 2), table)
-    back = geometry.denormalize_from_box(ch01.LECTURE_PREDICTIONS, ch01.LECTURE_BOX, "cxcywh")
+    back = geometry.denormalize_from_box(ch01.EXAMPLE_PREDICTIONS, ch01.EXAMPLE_BOX, "cxcywh")
     np.testing.assert_allclose(back, [[60.0, -60.0], [160.0, 210.0]])
-    slip = geometry.denormalize_from_box(ch01.LECTURE_PREDICTIONS, [120.0, 300.0, 200.0, 300.0], "cxcywh")
-    np.testing.assert_allclose(slip, [[60.0, 90.0], [160.0, 360.0]])  # the notes' numbers
+    slip = geometry.denormalize_from_box(ch01.EXAMPLE_PREDICTIONS, [120.0, 300.0, 200.0, 300.0], "cxcywh")
+    np.testing.assert_allclose(slip, [[60.0, 90.0], [160.0, 360.0]])  # the slipped step's numbers
     for points in (back, slip):  # the distance does not depend on the centre: 287.92 both ways
         assert np.hypot(*(points[1] - points[0])) == pytest.approx(287.92, abs=0.005)
 
@@ -138,7 +147,7 @@ def test_denormalize_mistakes():
         cx, cy, w, h = box
         return good_denormalize_from_box(normalized, [cx, 2 * cy, w, h])
 
-    assert_check_fails(ch01.check_denormalize_from_box, slip, "centre y of 300")
+    assert_check_fails(ch01.check_denormalize_from_box, slip, "height (300) as the centre's y")
     assert_check_fails(ch01.check_denormalize_from_box, lambda n, b: np.asarray(n) * np.asarray(b)[2:], "not added back")
     assert_check_fails(ch01.check_denormalize_from_box, lambda n, b: np.asarray(b)[:2] + np.asarray(n) / np.asarray(b)[2:],
                        "multiplies")
@@ -236,3 +245,12 @@ def test_refinement_boxes_mistakes():
         return good_refinement_boxes(pose, delta)[0]
 
     assert_check_fails(ch01.check_refinement_boxes, one_box, "shape")
+
+
+def test_a_cascade_that_keeps_stage_1s_boxes_is_told_so():
+    def frozen(pose, stage_outputs, delta):
+        pose = np.asarray(pose, dtype=float)
+        side = delta * np.hypot(*(pose[5] - pose[12]))
+        return np.array([pose] + [pose + side * np.asarray(o) for o in stage_outputs])
+
+    assert_check_fails(ch01.check_cascade_poses, frozen, "stage 1's boxes reused")

@@ -198,3 +198,41 @@ def test_solved_notebook_gets_full_marks_without_experiments(tmp_path, default_d
     path.write_text(notebook_text(solved_version(read_source(source))))
     result = grade_notebook(path, SourceNotebook.load(source), student="solved", sandbox=SANDBOX, timeout_notebook=600)
     assert result.points == result.max_points and not result.flagged, [(g.exercise, g.message) for g in result.exercises]
+
+
+# -- the stretch exercise: DARK's Taylor step --------------------------------------------------------
+
+def taylor_step(log_map):
+    """Written from the chapter's formula, with a loop-free Hessian."""
+    P = np.asarray(log_map, dtype=float)
+    v, u = np.unravel_index(np.argmax(P), P.shape)
+    if not (2 <= u < P.shape[1] - 2 and 2 <= v < P.shape[0] - 2):
+        return np.array([u, v], dtype=float)
+    g = 0.5 * np.array([P[v, u + 1] - P[v, u - 1], P[v + 1, u] - P[v - 1, u]])
+    dxy = 0.25 * (P[v + 1, u + 1] - P[v - 1, u + 1] - P[v + 1, u - 1] + P[v - 1, u - 1])
+    h = np.array([[0.25 * (P[v, u + 2] - 2 * P[v, u] + P[v, u - 2]), dxy],
+                  [dxy, 0.25 * (P[v + 2, u] - 2 * P[v, u] + P[v - 2, u])]])
+    return np.array([u, v], dtype=float) - np.linalg.inv(h) @ g
+
+
+def test_the_taylor_step_passes_and_its_mistakes_are_named(capsys):
+    checks.check_taylor_step(taylor_step)
+    checks.hidden_taylor_step(taylor_step)
+    assert capsys.readouterr().out.count("all checks passed") == 2
+    assert_check_fails(checks.check_taylor_step, lambda m: taylor_step(m) * 0 + np.array(
+        np.unravel_index(np.argmax(m), np.shape(m))[::-1], dtype=float), "returned the wrong values")
+
+    def wrong_sign(log_map):
+        peak = np.array(np.unravel_index(np.argmax(log_map), np.shape(log_map))[::-1], dtype=float)
+        return 2 * peak - taylor_step(log_map)
+
+    assert_check_fails(checks.check_taylor_step, wrong_sign, "wrong way")
+    assert_check_fails(checks.hidden_taylor_step, lambda m: checks.reference_taylor_step(m), "reference implementation")
+
+
+def test_the_course_dark_decoder_is_the_taylor_step_on_the_blurred_log_map():
+    maps, _ = heatmaps.gaussian_heatmaps(np.array([[10.3, 7.6]]), np.array([2]), (16, 24), sigma=2.0, unbiased=True)
+    found, _ = heatmaps.decode_dark(maps, sigma=2.0)
+    blurred = heatmaps.blur_heatmaps(maps, sigma=2.0)
+    step = checks.reference_taylor_step(np.log(np.maximum(np.asarray(blurred)[0], 1e-10)))
+    np.testing.assert_allclose(np.asarray(found)[0], step, atol=1e-6)

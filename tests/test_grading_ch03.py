@@ -184,3 +184,26 @@ def test_solved_notebook_gets_full_marks_without_experiments(tmp_path, default_d
     path.write_text(notebook_text(solved_version(read_source(source))))
     result = grade_notebook(path, SourceNotebook.load(source), student="solved", sandbox=SANDBOX, timeout_notebook=600)
     assert result.points == result.max_points and not result.flagged, [(g.exercise, g.message) for g in result.exercises]
+
+
+# -- the stretch exercise: dilated receptive fields -------------------------------------------------------
+
+def dilated_receptive_field(layers):
+    fields, jump, field = [], 1, 1
+    for kernel, stride, dilation in layers:
+        field, jump = field + (kernel - 1) * dilation * jump, jump * stride
+        fields.append(field)
+    return fields
+
+
+def test_the_dilated_field_passes_and_forgetting_the_dilation_is_named(capsys):
+    checks.check_dilated_receptive_field(dilated_receptive_field)
+    checks.hidden_dilated_receptive_field(dilated_receptive_field)
+    assert capsys.readouterr().out.count("all checks passed") == 2
+
+    def undilated(layers):
+        return dilated_receptive_field([(k, s, 1) for k, s, _ in layers])
+
+    assert_check_fails(checks.check_dilated_receptive_field, undilated, "dilation is missing")
+    assert_check_fails(checks.hidden_dilated_receptive_field,
+                       lambda layers: course_receptive_field(layers), "reference implementation")

@@ -79,11 +79,14 @@ def hourglass_forward(x, hourglass, order, *, skip=True, upsample="nearest", poo
     return hourglass.up1(x) + out
 
 
-def stacked_hourglass_forward(images, model, *, replace=False, heatmap_remap=True, lin=True, last_only=False):
+def stacked_hourglass_forward(images, model, *, replace=False, heatmap_remap=True, lin=True, last_only=False,
+                              after=True):
     x = model.stem(images)
     outputs = []
     for s in range(model.num_stacks):
         features = model.hourglasses[s](x)
+        if after:
+            features = model.after[s](features)
         if lin:
             features = model.lins[s](features)
         heatmaps = model.heatmap_layers[s](features)
@@ -205,6 +208,7 @@ def test_hourglass_forward_that_ignores_missing_skips_is_reported():
         (dict(heatmap_remap=False), "without the heatmap remapping"),
         (dict(lin=False), "straight from the hourglass"),
         (dict(last_only=True), "LIST of every stack"),
+        (dict(after=False), "model.after[s]"),
     ],
 )
 def test_stacked_forward_mistakes(check, options, hint):
@@ -238,3 +242,29 @@ def test_the_course_modules_are_what_the_checks_compare_with():
         theirs = model(images)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b)
+
+
+# -- the stretch exercise: parameters of a residual module -------------------------------------------------
+
+def residual_parameters(in_channels, out_channels):
+    half = out_channels // 2
+    weights = in_channels * half + 9 * half * half + half * out_channels
+    biases = half + half + out_channels
+    norms = 2 * (in_channels + half + half)
+    skip = in_channels * out_channels + out_channels if in_channels != out_channels else 0
+    return weights + biases + norms + skip
+
+
+def test_residual_parameters_pass_and_forgotten_terms_are_named(capsys):
+    checks.check_residual_parameters(residual_parameters)
+    checks.hidden_residual_parameters(residual_parameters)
+    assert capsys.readouterr().out.count("all checks passed") == 2
+    assert residual_parameters(256, 256) == 214_528
+    assert_check_fails(checks.check_residual_parameters, lambda i, o: residual_parameters(i, o) - 2 * (i + o),
+                       "scale and a shift")
+    assert_check_fails(checks.check_residual_parameters,
+                       lambda i, o: residual_parameters(i, o) - (2 * (o // 2) + o + (o if i != o else 0)), "bias")
+    assert_check_fails(checks.check_residual_parameters,
+                       lambda i, o: residual_parameters(i, o) - (i * o + o if i != o else 0), "skip branch")
+    assert_check_fails(checks.hidden_residual_parameters, lambda i, o: checks.reference_residual_parameters(i, o),
+                       "reference implementation")

@@ -98,3 +98,13 @@ def test_flip_pairs_that_do_not_fit_the_keypoints_are_named():
         kp.flip_permutation(5, [(1, 2), (2, 3)])
     with pytest.raises(ValueError, match=r"flip_pairs\[0\]"):
         kp.flip_permutation(5, [(1, 1.5)])
+
+
+def test_coco_pcp_scores_the_torso_sides_where_lsp_scores_torso_and_head():
+    from course_lib.keypoints import COCO_KEYPOINTS, COCO_PCP_LIMBS
+
+    names = {name: (COCO_KEYPOINTS[a], COCO_KEYPOINTS[b]) for name, (a, b) in COCO_PCP_LIMBS.items()}
+    assert len(names) == 10 and "head" not in names and "torso" not in names
+    assert names["left_torso"] == ("left_shoulder", "left_hip")
+    assert names["right_torso"] == ("right_shoulder", "right_hip")
+    assert all(a.split("_")[0] == b.split("_")[0] for a, b in names.values())  # no limb crosses the body

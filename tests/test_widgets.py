@@ -8,6 +8,7 @@ formulas of the chapters, or the model run by hand.
 import io
 import json
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -446,6 +447,12 @@ def test_the_numbers_wrap_below_the_picture_instead_of_being_cut_off():
     assert row.layout.flex_flow == "row wrap" and row.layout.width == "100%"
     assert demo.readout.layout.max_width == "100%" and demo.readout.layout.overflow == "auto"
     assert demo.picture.layout.max_width == "100%"
+    # the readout does not shrink below its table (it wraps below the picture instead of clipping)
+    grow, shrink, basis = demo.readout.layout.flex.split()
+    assert shrink == "0" and basis == "auto" and demo.readout.layout.min_width is None
+    # and its table is narrow: the long headers break over two lines
+    headers = re.findall(r"<th[^>]*>(.*?)</th>", demo.readout.value)
+    assert len(headers) == 4 and all(len(part) <= 10 for h in headers for part in h.split("<br>"))
 
 
 def test_the_heatmap_explorer_shows_every_decoder_of_the_one_table():

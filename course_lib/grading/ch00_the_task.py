@@ -1,5 +1,5 @@
 """Checks for chapter 00 (the task): ``coco_to_arrays``, ``arrays_to_coco``, ``flip_keypoints``,
-``keypoint_box``.
+``keypoint_box``, and the stretch exercise ``convert_by_name``.
 
 For each exercise, ``check_<exercise>(fn)`` runs small hand-worked cases (the visible check)
 and ``hidden_<exercise>(fn)`` compares with the course's reference implementation on random
@@ -308,6 +308,54 @@ def hidden_keypoint_box(fn) -> None:
     report_passed("keypoint_box (hidden)")
 
 
+# -- stretch exercise: convert_by_name ----------------------------------------------------------------
+
+def reference_convert_by_name(keypoints, visibility, source_names, target_names) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints of one set in another, joint by joint through the names; missing joints: (0, 0), v = 0."""
+    keypoints, visibility = np.asarray(keypoints, dtype=float), np.asarray(visibility)
+    out_keypoints = np.zeros((len(target_names), 2))
+    out_visibility = np.zeros(len(target_names), dtype=visibility.dtype)
+    for t, name in enumerate(target_names):
+        if name in source_names:
+            out_keypoints[t] = keypoints[list(source_names).index(name)]
+            out_visibility[t] = visibility[list(source_names).index(name)]
+    return out_keypoints, out_visibility
+
+
+def _check_convert_once(fn, keypoints, visibility, source: str, target: str) -> None:
+    names = {"coco": keypoint_sets.COCO_KEYPOINTS, "mpii": keypoint_sets.MPII_KEYPOINTS,
+             "lsp": keypoint_sets.LSP_KEYPOINTS}
+    what = f"convert_by_name(a {source.upper()} pose, {source.upper()} names, {target.upper()} names)"
+    result = call_student(fn, keypoints, visibility, names[source], names[target], name="convert_by_name")
+    out_keypoints, out_visibility = _pair(result, "convert_by_name", what)
+    expected_keypoints, expected_visibility = reference_convert_by_name(keypoints, visibility, names[source],
+                                                                        names[target])
+    check_shape(out_keypoints, expected_keypoints.shape, what + ", keypoints")
+    check_close(out_visibility, expected_visibility, what + ", visibility", mistakes={
+        "a joint the source set does not have is not labelled: v = 0, never copied from a neighbour.":
+            np.where(expected_visibility > 0, expected_visibility, 2)})
+    check_close(out_keypoints, expected_keypoints, what + ", keypoints", mistakes={
+        "this copies joints by index; sets order their joints differently (COCO's left shoulder is 5, LSP's 9): "
+        "match them by name.": np.resize(np.asarray(keypoints, float), expected_keypoints.shape)})
+
+
+def check_convert_by_name(fn) -> None:
+    """Visible check: the astronaut from COCO-17 to LSP-14 (neck and head top are not in COCO)."""
+    person = load_coco_keypoints(ASTRONAUT_ANNOTATIONS)["annotations"][0]["keypoints"]
+    _check_convert_once(fn, *keypoint_sets.coco_to_arrays(person), "coco", "lsp")
+    report_passed("convert_by_name")
+
+
+def hidden_convert_by_name(fn) -> None:
+    """Hidden check: random poses between every pair of the three sets."""
+    fn = forbid_reference(fn, *REFERENCES["convert_by_name"])
+    rng = np.random.default_rng(5)
+    sizes = {"coco": 17, "mpii": 16, "lsp": 14}
+    for source, target in (("coco", "mpii"), ("mpii", "coco"), ("lsp", "mpii"), ("mpii", "lsp"), ("lsp", "coco")):
+        _check_convert_once(fn, *_random_pose(rng, sizes[source]), source, target)
+    report_passed("convert_by_name (hidden)")
+
+
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
 REFERENCES = {
@@ -315,4 +363,5 @@ REFERENCES = {
     "arrays_to_coco": (reference_arrays_to_coco, keypoint_sets.arrays_to_coco),
     "flip_keypoints": (reference_flip_keypoints, geometry.flip_keypoints, keypoint_sets.flip_permutation),
     "keypoint_box": (reference_keypoint_box, keypoint_sets.keypoint_box),
+    "convert_by_name": (reference_convert_by_name, keypoint_sets.convert_keypoints, keypoint_sets.correspondence),
 }

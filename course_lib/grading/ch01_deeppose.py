@@ -1,8 +1,8 @@
 """Checks for chapter 01 (DeepPose): ``normalize_to_box``, ``denormalize_from_box``,
-``percent_detected_joints``, ``refinement_boxes``.
+``percent_detected_joints``, ``refinement_boxes``, and the stretch exercise ``cascade_poses``.
 
 For each exercise, ``check_<exercise>(fn)`` runs small hand-worked cases (the visible check;
-the lecture's worked example where there is one) and ``hidden_<exercise>(fn)`` compares with
+the chapter's worked example where there is one) and ``hidden_<exercise>(fn)`` compares with
 the course's reference implementation on random cases, with the reference itself off limits.
 The references live in :mod:`course_lib.geometry` (box normalisation, cascade boxes) and
 :mod:`course_lib.metrics` (PDJ).
@@ -29,15 +29,15 @@ from course_lib.grading.checks import (
 from course_lib.keypoints import COCO_TORSO_DIAMETER_PAIR
 from course_lib.metrics.pck import _within_radius
 
-# The lecture's worked example: box centre (120, 150), w = 200, h = 300, five joints of the
+# The chapter's worked example: box centre (120, 150), w = 200, h = 300, five joints of the
 # 14-point skeleton (head, left shoulder, left elbow, left wrist, right ankle).
-LECTURE_BOX = np.array([120.0, 150.0, 200.0, 300.0])
-LECTURE_JOINTS = np.array([[120.0, 370.0], [120.0, 330.0], [100.0, 330.0], [80.0, 350.0], [50.0, 70.0]])
-LECTURE_NORMALIZED = np.array([[0.0, 220 / 300], [0.0, 0.6], [-0.1, 0.6], [-0.2, 200 / 300], [-0.35, -80 / 300]])
+EXAMPLE_BOX = np.array([120.0, 150.0, 200.0, 300.0])
+EXAMPLE_JOINTS = np.array([[120.0, 370.0], [120.0, 330.0], [100.0, 330.0], [80.0, 350.0], [50.0, 70.0]])
+EXAMPLE_NORMALIZED = np.array([[0.0, 220 / 300], [0.0, 0.6], [-0.1, 0.6], [-0.2, 200 / 300], [-0.35, -80 / 300]])
 # Its inverse example: predictions (-0.3, -0.7) for the right hip and (0.2, 0.2) for the left shoulder.
-LECTURE_PREDICTIONS = np.array([[-0.3, -0.7], [0.2, 0.2]])
-LECTURE_INVERSE = np.array([[60.0, -60.0], [160.0, 210.0]])  # with the forward example's centre (120, 150)
-LECTURE_INVERSE_SLIP = np.array([[60.0, 90.0], [160.0, 360.0]])  # the notes' numbers, centre y = 300
+EXAMPLE_PREDICTIONS = np.array([[-0.3, -0.7], [0.2, 0.2]])
+EXAMPLE_INVERSE = np.array([[60.0, -60.0], [160.0, 210.0]])  # with the forward example's centre (120, 150)
+EXAMPLE_INVERSE_SLIP = np.array([[60.0, 90.0], [160.0, 360.0]])  # the box's height 300 taken for the centre's y
 LEFT_SHOULDER, RIGHT_HIP = COCO_TORSO_DIAMETER_PAIR
 
 
@@ -75,13 +75,13 @@ def _check_normalize_once(fn, keypoints, box, what: str) -> None:
 
 
 def check_normalize_to_box(fn) -> None:
-    """Visible check: the lecture's table (box centre (120, 150), w = 200, h = 300)."""
-    what = "normalize_to_box(the lecture's five joints, box=(120, 150, 200, 300))"
-    result = call_student(fn, LECTURE_JOINTS, LECTURE_BOX, name="normalize_to_box")
+    """Visible check: the worked example's table (box centre (120, 150), w = 200, h = 300)."""
+    what = "normalize_to_box(the worked example's five joints, box=(120, 150, 200, 300))"
+    result = call_student(fn, EXAMPLE_JOINTS, EXAMPLE_BOX, name="normalize_to_box")
     check_shape(result, (5, 2), what)
     check_dtype(result, "float", what)
-    check_close(result, LECTURE_NORMALIZED, what, mistakes=_normalize_mistakes(LECTURE_JOINTS, LECTURE_BOX))
-    _check_normalize_once(fn, LECTURE_BOX[None, :2], LECTURE_BOX, "normalize_to_box(the box centre itself)")
+    check_close(result, EXAMPLE_NORMALIZED, what, mistakes=_normalize_mistakes(EXAMPLE_JOINTS, EXAMPLE_BOX))
+    _check_normalize_once(fn, EXAMPLE_BOX[None, :2], EXAMPLE_BOX, "normalize_to_box(the box centre itself)")
     report_passed("normalize_to_box")
 
 
@@ -125,17 +125,17 @@ def _check_denormalize_once(fn, normalized, box, what: str) -> None:
 
 
 def check_denormalize_from_box(fn) -> None:
-    """Visible check: the lecture's inverse example, with the forward example's box centre (120, 150)."""
+    """Visible check: the worked inverse example, with the forward example's box centre (120, 150)."""
     what = "denormalize_from_box([[-0.3, -0.7], [0.2, 0.2]], box=(120, 150, 200, 300))"
-    result = call_student(fn, LECTURE_PREDICTIONS, LECTURE_BOX, name="denormalize_from_box")
+    result = call_student(fn, EXAMPLE_PREDICTIONS, EXAMPLE_BOX, name="denormalize_from_box")
     check_shape(result, (2, 2), what)
     check_dtype(result, "float", what)
-    mistakes = _denormalize_mistakes(LECTURE_PREDICTIONS, LECTURE_BOX)
-    mistakes["these are the notes' numbers, made with a box centre y of 300; the box of the forward example, "
-             "used here, has its centre at y = 150."] = LECTURE_INVERSE_SLIP
-    check_close(result, LECTURE_INVERSE, what, mistakes=mistakes)
-    back = call_student(fn, LECTURE_NORMALIZED, LECTURE_BOX, name="denormalize_from_box")
-    check_close(back, LECTURE_JOINTS, "denormalize_from_box(the lecture's table): the joints back", atol=1e-6)
+    mistakes = _denormalize_mistakes(EXAMPLE_PREDICTIONS, EXAMPLE_BOX)
+    mistakes["these are the numbers you get with the box's height (300) as the centre's y; the box of the forward example, "
+             "used here, has its centre at y = 150."] = EXAMPLE_INVERSE_SLIP
+    check_close(result, EXAMPLE_INVERSE, what, mistakes=mistakes)
+    back = call_student(fn, EXAMPLE_NORMALIZED, EXAMPLE_BOX, name="denormalize_from_box")
+    check_close(back, EXAMPLE_JOINTS, "denormalize_from_box(the worked example's table): the joints back", atol=1e-6)
     report_passed("denormalize_from_box")
 
 
@@ -195,8 +195,8 @@ def _check_pdj_once(fn, pred, gt, visibility, threshold, what: str) -> None:
                 mistakes=_pdj_mistakes(pred, gt, visibility, threshold))
 
 
-def _lecture_person() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A COCO person whose torso diameter is 500 px (the notes' body length), and a prediction of it.
+def _example_person() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A COCO person whose torso diameter is 500 px (a body length of 500 px), and a prediction of it.
 
     Left shoulder (100, 100), right hip (400, 500): a 300-400-500 triangle.  Errors: exactly
     25 px (= 0.05 x 500, a 15-20-25 triangle) for four joints, 30 px for two, 100 px for one,
@@ -216,8 +216,8 @@ def _lecture_person() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def check_percent_detected_joints(fn) -> None:
-    """Visible check: the notes' example (body length 500 px, PDJ@0.05, a radius of 25 px)."""
-    pred, gt, visibility = _lecture_person()
+    """Visible check: the chapter's example (body length 500 px, PDJ@0.05, a radius of 25 px)."""
+    pred, gt, visibility = _example_person()
     what = "percent_detected_joints on one person with a torso diameter of 500 px, threshold 0.05"
     result = call_student(fn, pred[None], gt[None], visibility[None], 0.05, name="percent_detected_joints")
     check_type(result, (float, np.floating), what + " (a Python float: wrap the result in float(...))")
@@ -278,17 +278,17 @@ def _check_boxes_once(fn, pose, delta, what: str) -> None:
     check_close(result, reference_refinement_boxes(pose, delta), what, mistakes=_boxes_mistakes(pose, delta))
 
 
-def _lecture_pose() -> np.ndarray:
-    """A COCO pose holding the lecture's two inverse-transformed joints (consistent centre)."""
+def _example_pose() -> np.ndarray:
+    """A COCO pose holding the worked example's two inverse-transformed joints (consistent centre)."""
     pose = np.stack([np.linspace(60, 160, 17), np.linspace(-60, 210, 17)], axis=1)
-    pose[LEFT_SHOULDER] = LECTURE_INVERSE[1]  # (160, 210)
-    pose[RIGHT_HIP] = LECTURE_INVERSE[0]  # (60, -60)
+    pose[LEFT_SHOULDER] = EXAMPLE_INVERSE[1]  # (160, 210)
+    pose[RIGHT_HIP] = EXAMPLE_INVERSE[0]  # (60, -60)
     return pose
 
 
 def check_refinement_boxes(fn) -> None:
-    """Visible check: the lecture's distance of 287.92 px between left shoulder and right hip."""
-    pose = _lecture_pose()
+    """Visible check: the worked example's distance of 287.92 px between left shoulder and right hip."""
+    pose = _example_pose()
     diameter = float(np.hypot(100.0, 270.0))  # 287.92
     what = "refinement_boxes(pose with left shoulder (160, 210) and right hip (60, -60), delta=0.5)"
     result = call_student(fn, pose, 0.5, name="refinement_boxes")
@@ -311,6 +311,60 @@ def hidden_refinement_boxes(fn) -> None:
     report_passed("refinement_boxes (hidden)")
 
 
+# -- stretch exercise: cascade_poses (a third stage) -------------------------------------------------------
+
+def reference_cascade_poses(pose, stage_outputs, delta) -> np.ndarray:
+    """The pose after each refinement stage: stage s reads boxes around stage s-1's pose.
+
+    ``pose`` (K, 2) is stage 1's prediction; ``stage_outputs`` (S-1, K, 2) what each later stage
+    regressed, in its boxes' units.  Returns (S, K, 2): stage 1's pose, then each refined one.
+    """
+    poses = [np.asarray(pose, dtype=float)]
+    for outputs in np.asarray(stage_outputs, dtype=float):
+        boxes = reference_refinement_boxes(poses[-1], delta)  # (K, 4): centred on the current pose
+        poses.append(boxes[:, :2] + boxes[:, 2:] * outputs)
+    return np.stack(poses)
+
+
+def _cascade_mistakes(pose, stage_outputs, delta) -> dict:
+    stage_outputs = np.asarray(stage_outputs, dtype=float)
+    first_boxes = reference_refinement_boxes(pose, delta)
+    frozen = [np.asarray(pose, dtype=float)]
+    for outputs in stage_outputs:  # every stage reads the boxes of stage 1's pose
+        frozen.append(first_boxes[:, :2] + first_boxes[:, 2:] * outputs)
+    return {"every stage must cut its boxes around the pose of the stage before it (centre and size): "
+            "these are stage 1's boxes reused.": np.stack(frozen)}
+
+
+def _check_cascade_once(fn, pose, stage_outputs, delta, what: str) -> None:
+    result = call_student(fn, pose, stage_outputs, delta, name="cascade_poses")
+    expected = reference_cascade_poses(pose, stage_outputs, delta)
+    check_shape(result, expected.shape, what)
+    check_close(result, expected, what, mistakes=_cascade_mistakes(pose, stage_outputs, delta))
+
+
+def check_cascade_poses(fn) -> None:
+    """Visible check: the worked example's pose (diam 287.92 px), two stages with delta = 0.5."""
+    pose = _example_pose()
+    outputs = np.zeros((2, 17, 2))
+    outputs[0, RIGHT_HIP] = [0.0, 0.1]  # stage 2 moves the right hip down by 0.1 box sides
+    outputs[1, LEFT_SHOULDER] = [0.1, 0.0]  # stage 3 moves the left shoulder right, in stage 2's boxes
+    what = "cascade_poses(the worked example's pose, two stages, delta=0.5)"
+    _check_cascade_once(fn, pose, outputs, 0.5, what)
+    report_passed("cascade_poses")
+
+
+def hidden_cascade_poses(fn) -> None:
+    """Hidden check: random poses, one to three refinement stages."""
+    fn = forbid_reference(fn, *REFERENCES["cascade_poses"])
+    rng = np.random.default_rng(15)
+    for stages, delta in ((1, 1.0), (2, 2.0), (3, 1.0)):
+        pose = rng.uniform(0, 300, size=(17, 2))
+        outputs = rng.normal(0, 0.1, size=(stages, 17, 2))
+        _check_cascade_once(fn, pose, outputs, delta, f"cascade_poses on a random pose, {stages} stages")
+    report_passed("cascade_poses (hidden)")
+
+
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
 REFERENCES = {
@@ -321,4 +375,6 @@ REFERENCES = {
         _within_radius, metrics.torso_diameter, geometry.torso_diameter),
     "refinement_boxes": (reference_refinement_boxes, geometry.cascade_crop_box, geometry.torso_diameter,
         geometry.cascade_patches, metrics.torso_diameter),
+    "cascade_poses": (reference_cascade_poses, reference_refinement_boxes, geometry.cascade_crop_box,
+        geometry.denormalize_from_box),
 }

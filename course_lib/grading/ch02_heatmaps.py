@@ -1,4 +1,5 @@
-"""Checks for chapter 02, Heatmaps: one Gaussian target, argmax, the quarter offset, soft-argmax.
+"""Checks for chapter 02, Heatmaps: one Gaussian target, argmax, the quarter offset, soft-argmax,
+and the stretch exercise ``taylor_step`` (DARK's Newton step).
 
 Each exercise has a visible ``check_<exercise>(fn)`` (hand-worked cases) and a hidden
 ``hidden_<exercise>(fn)`` (random cases against the course's implementation in
@@ -302,6 +303,68 @@ def hidden_soft_argmax(fn) -> None:
     report_passed("soft_argmax (hidden)")
 
 
+# -- stretch exercise: taylor_step (DARK) ----------------------------------------------------------------
+
+def reference_taylor_step(log_map) -> np.ndarray:
+    """DARK's Newton step on a log-heatmap ``P`` (H, W): ``mu = m - (D''(m))^{-1} D'(m)`` at the argmax
+    ``m``, with DARK's central differences; no step within two pixels of the border or for a
+    singular Hessian.  Returns ``(x, y)`` in heatmap pixels."""
+    log_map = np.asarray(log_map, dtype=float)
+    height, width = log_map.shape
+    v, u = np.unravel_index(int(np.argmax(log_map)), log_map.shape)
+    peak = np.array([u, v], dtype=float)
+    if not (2 <= u <= width - 3 and 2 <= v <= height - 3):
+        return peak
+    P = log_map
+    gradient = np.array([P[v, u + 1] - P[v, u - 1], P[v + 1, u] - P[v - 1, u]]) / 2
+    dxx = (P[v, u + 2] - 2 * P[v, u] + P[v, u - 2]) / 4
+    dyy = (P[v + 2, u] - 2 * P[v, u] + P[v - 2, u]) / 4
+    dxy = (P[v + 1, u + 1] - P[v - 1, u + 1] - P[v + 1, u - 1] + P[v - 1, u - 1]) / 4
+    hessian = np.array([[dxx, dxy], [dxy, dyy]])
+    if np.linalg.det(hessian) == 0:
+        return peak
+    return peak - np.linalg.solve(hessian, gradient)
+
+
+def _log_gaussian(center, size, sigma: float = 2.0) -> np.ndarray:
+    ys, xs = np.mgrid[0:size[0], 0:size[1]]
+    return -((xs - center[0]) ** 2 + (ys - center[1]) ** 2) / (2 * sigma**2)
+
+
+def _check_taylor_once(fn, log_map, what: str) -> None:
+    result = call_student(fn, log_map, name="taylor_step")
+    check_shape(result, (2,), what)
+    expected = reference_taylor_step(log_map)
+    v, u = np.unravel_index(int(np.argmax(log_map)), log_map.shape)
+    check_close(result, expected, what, atol=1e-6, mistakes={
+        "this is the argmax itself: take the Newton step mu = m - H^-1 g (DARK's second-order expansion).":
+            np.array([u, v], dtype=float),
+        "the step goes the wrong way: mu = m MINUS H^-1 g.": 2 * np.array([u, v], dtype=float) - expected,
+    })
+
+
+def check_taylor_step(fn) -> None:
+    """Visible check: the log of an exact Gaussian recovers its sub-pixel centre; at the border, no step."""
+    what = "taylor_step(log of a Gaussian centred at (10.3, 7.6), sigma 2, on a 16 x 24 map)"
+    _check_taylor_once(fn, _log_gaussian((10.3, 7.6), (16, 24)), what)
+    check_close(call_student(fn, _log_gaussian((10.3, 7.6), (16, 24)), name="taylor_step"), [10.3, 7.6], what,
+                atol=1e-6)
+    _check_taylor_once(fn, _log_gaussian((1.2, 7.6), (16, 24)), "taylor_step(a Gaussian one pixel from the border)")
+    report_passed("taylor_step")
+
+
+def hidden_taylor_step(fn) -> None:
+    """Hidden check: noisy log-maps and Gaussians anywhere, borders included."""
+    fn = forbid_reference(fn, *REFERENCES["taylor_step"])
+    rng = np.random.default_rng(24)
+    for _ in range(6):
+        size = (int(rng.integers(8, 33)), int(rng.integers(8, 33)))
+        center = rng.uniform([0, 0], [size[1] - 1, size[0] - 1])
+        log_map = _log_gaussian(center, size, float(rng.uniform(1, 3))) + rng.normal(0, 0.01, size)
+        _check_taylor_once(fn, log_map, f"taylor_step on a noisy {size[0]} x {size[1]} log-map")
+    report_passed("taylor_step (hidden)")
+
+
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
 REFERENCES = {
@@ -309,4 +372,5 @@ REFERENCES = {
     "decode_argmax": (reference.decode_argmax,),
     "quarter_offset": (reference.decode_quarter_offset,),
     "soft_argmax": (reference.soft_argmax,),
+    "taylor_step": (reference_taylor_step, reference.decode_dark),
 }

@@ -1,4 +1,5 @@
-"""Checks for chapter 03, Convolutional Pose Machines: receptive field, intermediate supervision, PCK per stage.
+"""Checks for chapter 03, Convolutional Pose Machines: receptive field, intermediate supervision, PCK per stage,
+and the stretch exercise ``dilated_receptive_field``.
 
 Each exercise has a visible ``check_<exercise>(fn)`` (hand-worked cases) and a hidden
 ``hidden_<exercise>(fn)`` (random cases against the course's implementation, which the
@@ -234,7 +235,43 @@ def hidden_pck_per_stage(fn) -> None:
 
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
+# -- stretch exercise: dilated_receptive_field ----------------------------------------------------------
+
+def _check_dilated_once(fn, layers, what: str) -> None:
+    result = call_student(fn, layers, name="dilated_receptive_field")
+    if isinstance(result, np.ndarray):
+        result = result.tolist()
+    check_type(result, (list, tuple), what)
+    expected = reference_field.receptive_field(layers)
+    undilated = reference_field.receptive_field([(k, s) for k, s, _ in layers])
+    check_close(np.asarray(result, dtype=float), expected, what, mistakes={
+        "the dilation is missing: a kernel of size k with dilation d spans (k - 1) d + 1 taps, so r grows by "
+        "(k - 1) * d * j.": undilated})
+
+
+def check_dilated_receptive_field(fn) -> None:
+    """Visible check: a 3x3 conv, a 3x3 conv with dilation 2, a 2x2 stride-2 pool, a 3x3 conv with dilation 4."""
+    layers = [(3, 1, 1), (3, 1, 2), (2, 2, 1), (3, 1, 4)]
+    what = "dilated_receptive_field([(3, 1, 1), (3, 1, 2), (2, 2, 1), (3, 1, 4)])"
+    _check_dilated_once(fn, layers, what)
+    check_close(np.asarray(call_student(fn, layers, name="dilated_receptive_field"), dtype=float),
+                [3, 7, 8, 24], what)
+    report_passed("dilated_receptive_field")
+
+
+def hidden_dilated_receptive_field(fn) -> None:
+    """Hidden check: random stacks of kernels, strides and dilations."""
+    fn = forbid_reference(fn, *REFERENCES["dilated_receptive_field"])
+    rng = np.random.default_rng(33)
+    for depth in (1, 4, 9):
+        layers = [(int(rng.choice([1, 3, 5, 7])), int(rng.choice([1, 1, 2])), int(rng.choice([1, 2, 4])))
+                  for _ in range(depth)]
+        _check_dilated_once(fn, layers, f"dilated_receptive_field({layers})")
+    report_passed("dilated_receptive_field (hidden)")
+
+
 REFERENCES = {
+    "dilated_receptive_field": (reference_field.receptive_field, reference_field.cumulative_strides),
     "receptive_field": (reference_field.receptive_field, reference_field.cumulative_strides),
     "intermediate_supervision_loss": (losses.heatmap_mse, losses.ohkm_mse, losses.HeatmapLoss.__call__),
     "pck_per_stage": (metrics.pck, metrics.pckh, metrics.pdj, _pck_module._within_radius),

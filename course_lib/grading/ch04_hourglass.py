@@ -1,4 +1,5 @@
-"""Checks for chapter 04, Stacked Hourglass: the residual module, one hourglass (recursively), the stack.
+"""Checks for chapter 04, Stacked Hourglass: the residual module, one hourglass (recursively), the stack,
+and the stretch exercise ``residual_parameters``.
 
 Each exercise has a visible ``check_<exercise>(fn)`` (hand-worked cases and small modules)
 and a hidden ``hidden_<exercise>(fn)`` (random sizes against the course's modules in
@@ -333,14 +334,18 @@ HINT_NO_HEATMAP_REMAP = ("it matches a stack without the heatmap remapping: the 
                          "too, x_{s+1} = x_s + remap_features(f_s) + remap_heatmaps(h_s).")
 HINT_NO_LIN = ("it matches heatmaps taken straight from the hourglass: the hourglass's output first goes through "
                "model.lins[s] (1x1 conv + BN + ReLU), and the heatmaps are predicted from those features.")
+HINT_NO_AFTER = ("it matches a forward pass without model.after[s]: the released hg.lua runs a residual module "
+                 "between each hourglass and its lin layer (an identity in the early layout).")
 
 
 def _stacked_variant(images: torch.Tensor, model: StackedHourglass, *, replace: bool = False, heatmap_remap: bool = True,
-                     lin: bool = True) -> list[torch.Tensor]:
+                     lin: bool = True, after: bool = True) -> list[torch.Tensor]:
     x = model.stem(images)
     outputs = []
     for s in range(model.num_stacks):
         features = model.hourglasses[s](x)
+        if after:
+            features = model.after[s](features)
         if lin:
             features = model.lins[s](features)
         heatmaps = model.heatmap_layers[s](features)
@@ -373,6 +378,8 @@ def _check_stacked_once(fn, model: StackedHourglass, images: torch.Tensor, what:
                 HINT_NO_HEATMAP_REMAP: _stacked_variant(images, model, heatmap_remap=False),
                 HINT_NO_LIN: _stacked_variant(images, model, lin=False),
             }
+            if model.residual_after_hourglass:
+                variants[HINT_NO_AFTER] = _stacked_variant(images, model, after=False)
         return {hint: wrong[stack] for hint, wrong in variants.items()}
 
     for s, (got, want) in enumerate(zip(result, expected)):
@@ -380,10 +387,12 @@ def _check_stacked_once(fn, model: StackedHourglass, images: torch.Tensor, what:
 
 
 def check_stacked_hourglass_forward(fn) -> None:
-    """Visible check: a random 2-stack and a 3-stack hourglass of 16 features on 32x32 images."""
+    """Visible check: a random 2-stack hourglass in the released layout and a 3-stack one in the early layout,
+    16 features, on 32x32 images."""
     generator = torch.Generator().manual_seed(6)
     for stacks in (2, 3):
-        model = _randomise(StackedHourglass(stacks, num_keypoints=3, num_features=16, order=2), generator)
+        model = _randomise(StackedHourglass(stacks, num_keypoints=3, num_features=16, order=2,
+                                            residual_after_hourglass=stacks == 2), generator)
         images = torch.randn(2, 3, 32, 32, generator=generator)
         _check_stacked_once(fn, model, images, f"stacked_hourglass_forward(images, model) with {stacks} stacks")
     report_passed("stacked_hourglass_forward")
@@ -405,10 +414,57 @@ def hidden_stacked_hourglass_forward(fn) -> None:
     report_passed("stacked_hourglass_forward (hidden)")
 
 
+# -- stretch exercise: residual_parameters ----------------------------------------------------------------
+
+def reference_residual_parameters(in_channels: int, out_channels: int) -> int:
+    """Parameters of hg.lua's residual module, counted from the layers (every convolution has a bias)."""
+    mid = out_channels // 2
+    bn = lambda c: 2 * c  # noqa: E731  (scale and shift)
+    conv = lambda a, b, k: a * b * k * k + b  # noqa: E731
+    skip = conv(in_channels, out_channels, 1) if in_channels != out_channels else 0
+    return (bn(in_channels) + conv(in_channels, mid, 1) + bn(mid) + conv(mid, mid, 3) + bn(mid)
+            + conv(mid, out_channels, 1) + skip)
+
+
+def _check_residual_parameters_once(fn, in_channels: int, out_channels: int) -> None:
+    what = f"residual_parameters({in_channels}, {out_channels})"
+    result = call_student(fn, in_channels, out_channels, name="residual_parameters")
+    check_type(result, (int, np.integer), what)
+    expected = sum(p.numel() for p in Residual(in_channels, out_channels).parameters())
+    mid = out_channels // 2
+    mistakes = {"the batch normalisations have parameters too: a scale and a shift per channel.":
+                expected - 2 * (in_channels + 2 * mid),
+                "every convolution of hg.lua has a bias: one per output channel.":
+                expected - (mid + mid + out_channels + (out_channels if in_channels != out_channels else 0))}
+    if in_channels != out_channels:
+        mistakes["when the channels change, the skip branch is a 1x1 convolution with its own weights and bias."] = (
+            expected - (in_channels * out_channels + out_channels))
+    check_close(result, expected, what, mistakes=mistakes)
+
+
+def check_residual_parameters(fn) -> None:
+    """Visible check: the module after each hourglass of hourglass_8 (256 -> 256: 214,528) and the stem's 64 -> 128."""
+    _check_residual_parameters_once(fn, 256, 256)
+    _check_residual_parameters_once(fn, 64, 128)
+    report_passed("residual_parameters")
+
+
+def hidden_residual_parameters(fn) -> None:
+    """Hidden check: random channel counts, with and without a skip convolution."""
+    fn = forbid_reference(fn, *REFERENCES["residual_parameters"])
+    rng = np.random.default_rng(61)
+    for _ in range(5):
+        in_channels, out_channels = int(rng.integers(1, 300)), 2 * int(rng.integers(1, 150))
+        _check_residual_parameters_once(fn, in_channels, out_channels)
+    _check_residual_parameters_once(fn, 128, 128)
+    report_passed("residual_parameters (hidden)")
+
+
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
 REFERENCES = {
     "ResidualModule": (Residual.forward,),
     "hourglass_forward": (Hourglass.forward,),
     "stacked_hourglass_forward": (StackedHourglass.forward,),
+    "residual_parameters": (reference_residual_parameters,),
 }

@@ -113,8 +113,8 @@ def bbox_size(boxes: np.ndarray) -> np.ndarray:
 def box_diagonal(boxes: np.ndarray) -> np.ndarray:
     """Diagonal ``sqrt(w^2 + h^2)`` of COCO boxes ``(N, 4)`` ``[x, y, w, h]`` -> ``(N,)``.
 
-    A better normaliser for PDJ than the torso diameter: unlike the torso diameter it never
-    collapses when the person turns sideways.
+    A better normaliser for PDJ than the torso diameter: it never collapses when the person
+    turns sideways (chapter 01).
     """
     boxes = _check_boxes(boxes, "boxes")
     # sqrt(w^2 + h^2) as np.linalg.norm computes it in HRNet's lib/dataset/mpii.py; np.hypot
@@ -181,7 +181,7 @@ def pck(
         correct_nk = [ ||pred_nk - gt_nk|| / norm_n <= threshold ],   counted where visible_nk > 0
 
     ``norm`` ``(N,)`` is any per-person size in pixels: :func:`bbox_size` (MMPose's PCK),
-    :func:`torso_diameter` (PCK@0.2 of the LSP papers), :func:`head_size` (PCKh).
+    :func:`torso_diameter` (PCK@0.2 of chapter 01), :func:`head_size` (PCKh).
     Reference: Yang & Ramanan, "Articulated human detection with flexible mixtures of parts",
     TPAMI 2013.
     """
@@ -221,11 +221,11 @@ def pdj(
 
         detected_nk = [ ||pred_nk - gt_nk|| / norm_n <= threshold ]
 
-    DeepPose takes ``norm`` = the torso diameter (:func:`torso_diameter`); a weakness:
-    a torso seen from the side has almost no width, so the radius collapses and every
+    DeepPose takes ``norm`` = the torso diameter (:func:`torso_diameter`); its weakness is
+    that a torso seen from the side has almost no width, so the radius collapses and every
     joint of that person fails.  The box diagonal (:func:`box_diagonal`) does not have this
-    problem.  Computationally PDJ is PCK with that normaliser.  For example:
-    PDJ@0.05 with a body size of 500 px accepts joints within 25 px.
+    problem.  Computationally PDJ is PCK with that normaliser.  An example: PDJ@0.05 with a
+    body size of 500 px accepts joints within 25 px.
     Reference: Toshev & Szegedy, "DeepPose: Human Pose Estimation via Deep Neural Networks",
     CVPR 2014.
     """

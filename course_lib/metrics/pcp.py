@@ -16,6 +16,11 @@ small radii, so PCP punishes small people and foreshortened limbs; **PCPm** (And
 2014) replaces each instance's length by the *mean* length of that limb over the whole test
 set, so every instance of, say, the left forearm gets the same radius.
 
+The limbs on COCO keypoints (:data:`course_lib.keypoints.COCO_PCP_LIMBS`) are the eight arm
+and leg segments and the torso's two **sides** (shoulder to hip, left and right).  LSP's PCP
+scores the torso (neck to pelvis) and the head (neck to head top) instead of the two sides:
+COCO has no neck, pelvis or head top, so COCO-PCP numbers are not comparable with LSP's.
+
 A limb is counted when both of its ground-truth endpoints are labelled (``visible > 0``).
 ``mean`` is pooled: correct counted limbs / counted limbs.
 """
