@@ -30,14 +30,16 @@ module                       what it holds (chapter)
 ``prediction``               a model's keypoints over top-down data, in image pixels (01-09)
 ``scoring``                  every metric of the course for those predictions (01-09)
 ``zoo``                      trained tiny models, cached after their first training (06-09)
-``metrics``                  PCP, PCK, PCKh, PDJ, OKS, COCO keypoint AP, OKS-NMS (08, 09)
+``metrics``                  PCP, PCK, PCKh, PDJ, OKS, COCO keypoint AP, OKS-NMS, Ronchi &
+                             Perona's error classes (08, 09)
 ``multi_person``             the top-down multi-person pipeline, detection to COCO AP (09)
-``grouping``                 bottom-up grouping of joints by associative-embedding tags (09)
+``grouping``                 bottom-up grouping of joints by associative-embedding tags, and
+                             the associative-embedding loss (09)
 ``widgets``                  interactive demos for class (02, 05, 06-08)
 ``report``                   experiment tables and prose computed from the run (every chapter)
 ``grading``                  notebook release and autograding (instructors)
 ``book``, ``train``,         command lines: run every chapter (``make book``), train a model,
-``evaluate``                 evaluate COCO files
+``evaluate``, ``figures``    evaluate COCO files, draw the README's gallery (``make figures``)
 ``validation``               the input checks used at every public boundary
 ===========================  =========================================================
 
