@@ -346,12 +346,14 @@ for size, colour in sizes:
         axes[1].add_patch(plt.Circle((x, y), 0.2 * size, fill=False, color=colour, linewidth=0.8))
 axes[1].set_title("PDJ@0.2 circles: torso (yellow), box diagonal (white)", fontsize=9)
 plt.show()
+median_torso = float(np.median(torso))
+report.markdown(
+    f"Keep the scale in mind: our people are small. Their median torso diameter is {median_torso:.1f} pixels, "
+    f"so PDJ@0.05 asks for an error below {0.05 * median_torso:.1f} pixels and PDJ@0.2 below "
+    f"{0.2 * median_torso:.1f}. The paper's LSP people are about 150 pixels tall, and its crops 220 pixels wide."
+)
 
 # %% [markdown]
-# Keep the scale in mind: our people are small. Their median torso diameter is under 30
-# pixels (the plot's title), so PDJ@0.05 asks for an error below about 1.4 pixels, PDJ@0.2 below
-# about 6. The paper's LSP people are about 150 pixels tall, and its crops 220 pixels wide.
-#
 # ## The cascade: look again, closer
 #
 # Stage 1 sees the whole person at $220 \times 220$ ($96 \times 64$ here): fine detail is lost.

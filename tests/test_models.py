@@ -14,8 +14,9 @@ when it has a bias; a BatchNorm of c channels has 2c parameters), read off:
   1000-class fc); HRNet paper, Table 1: R50 34.0M, R152 68.6M.
 * Stacked Hourglass: princeton-vl/pose-hg-train, src/models/hg.lua and
   layers/Residual.lua (Torch convolutions have biases), nStack 8, nFeats 256, nModules 1.
-  The HRNet paper lists 25.1M for "8-stage Hourglass"; Newell's own network has 23.7M
-  (the GFLOPs, 14.3, do match: see test_models_complexity.py).
+  The released hg.lua (a residual module after each hourglass) has 25.44M with 17 joints,
+  next to the HRNet paper's 25.1M for "8-stage Hourglass"; its early revision has 23.7M and
+  the table's 14.3 GFLOPs (see test_models_complexity.py and test_hourglass.py).
 """
 
 from __future__ import annotations

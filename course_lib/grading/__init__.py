@@ -73,6 +73,11 @@ The rules:
   is fine.  The hidden region is removed from the student notebook and put back when
   grading.  The exercise scores N if the cell runs without an error, else 0.  Exactly one
   graded cell per exercise, and it must come before the next answer cell.
+* **Stretch exercises**: write ``# bonus: N`` instead of ``# points: N``.  The exercise is
+  released and checked like any other, its cells get the tag ``stretch``, and its N points are
+  bonus points: ``grades.csv``'s ``TOTAL`` row sums the regular exercises only and adds
+  ``bonus: X of N`` to its message, so a notebook that skips every stretch exercise still gets
+  full marks; ``validate`` lists them as optional.
 * **Experiments**: tag heavy cells (training runs, sweeps) ``experiment``::
 
       # %% tags=["experiment"]
