@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DATA   := data/synthetic/.complete
 KERNEL := pose-course
 
-.PHONY: help setup lab test data demo book bench release student-edition clean
+.PHONY: help setup lab test data demo book bench figures release student-edition clean
 
 help:
 	@echo "make lab      set up (venv, packages, kernel, data) and open JupyterLab on notebooks/"
@@ -17,6 +17,7 @@ help:
 	@echo "make demo     serve the lecture demos (demos/lecture.ipynb) with Voila on 127.0.0.1 (DEMO_PORT=8866)"
 	@echo "make book     run every chapter (full profile; FAST=1 for the CI profile) into build/book/"
 	@echo "make bench    run every benchmark, print the figures, write bench/results.json"
+	@echo "make figures  draw the README's gallery into docs/figures/ (trains the tiny SimpleBaseline once if needed)"
 	@echo "make release  regenerate the student notebooks from solutions/ (instructors)"
 	@echo "make student-edition DIR=path   write what a graded class gets: no solutions, no hidden tests"
 	@echo "make clean    remove the virtual environment and generated data"
@@ -77,6 +78,10 @@ book: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+# -- the README's gallery: docs/figures/*.png, drawn from a run ------------------------
+figures: setup
+	$(BIN)/python -m course_lib.figures docs/figures
 
 # -- instructors ------------------------------------------------------------------
 release: setup

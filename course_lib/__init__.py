@@ -30,9 +30,11 @@ module                       what it holds (chapter)
 ``prediction``               a model's keypoints over top-down data, in image pixels (01-09)
 ``scoring``                  every metric of the course for those predictions (01-09)
 ``zoo``                      trained tiny models, cached after their first training (06-09)
-``metrics``                  PCP, PCK, PCKh, PDJ, OKS, COCO keypoint AP, OKS-NMS (08, 09)
+``metrics``                  PCP, PCK, PCKh, PDJ, OKS, COCO keypoint AP, OKS-NMS, Ronchi &
+                             Perona's error classes (08, 09)
 ``multi_person``             the top-down multi-person pipeline, detection to COCO AP (09)
-``grouping``                 bottom-up grouping of joints by associative-embedding tags (09)
+``grouping``                 bottom-up grouping of joints by associative-embedding tags, and
+                             the associative-embedding loss (09)
 ``weights``                  weights from files: the course's checkpoints, the papers' releases,
                              MMPose's, ImageNet backbones; all read with weights_only (10)
 ``inference``                pose estimation on photographs as the papers' code runs it (10)
@@ -41,8 +43,8 @@ module                       what it holds (chapter)
 ``grading``                  notebook release and autograding (instructors)
 ``book``, ``train``,         command lines: run every chapter (``make book``), train a model,
 ``evaluate``, ``predict``,   evaluate COCO files, predict on photos and videos, score COCO val
-``evaluate_coco``,           as the papers did, export to ONNX
-``export``
+``evaluate_coco``,           as the papers did, export to ONNX, draw the README's gallery
+``export``, ``figures``      (``make figures``)
 ``validation``               the input checks used at every public boundary
 ===========================  =========================================================
 

@@ -19,7 +19,8 @@ detection score first, takes the nearest free person), which the chapter's exerc
 it gives the same people whenever the tags of different people are well apart.
 
 Here the network is simulated (:func:`simulate_joint_detections`): the chapter shows the
-grouping step, not the training of a tag network.
+grouping step, not the training of a tag network; :func:`associative_embedding_loss` is the
+loss such a network is trained with (the chapter's stretch exercise).
 
 Layout of the inputs, as the official code keeps the top ``M`` peaks of each joint map:
 ``locations`` ``(K, M, 2)`` image pixels, ``scores`` ``(K, M)``, ``tags`` ``(K, M)``.
@@ -121,6 +122,44 @@ def group_by_tags(
     if not people:
         return np.zeros((0, num_joints, 3))
     return np.stack(people)
+
+
+def associative_embedding_loss(tags: np.ndarray, visibility: np.ndarray, sigma: float = 1.0) -> tuple[float, float]:
+    """The pull and push terms of the associative-embedding loss, for the people of one image.
+
+    With ``h_n`` the mean tag of person ``n`` over its labelled joints (``K_n`` of them),
+
+        pull = 1/N  sum_n  1/K_n sum_{k labelled} (tag_nk - h_n)^2
+        push = 1/(N (N - 1))  sum_{n != m}  exp(-(h_n - h_m)^2 / (2 sigma^2))     (0 if N < 2)
+
+    Pull makes a person's tags agree, push drives different people's mean tags apart.  (The
+    paper sums the pull over joints and lets the push include ``n = m``, a constant; these
+    averages keep both terms independent of the numbers of joints and people.)  People
+    without a labelled joint are left out.
+
+    Args:
+        tags: ``(N, K)`` the tag read at each person's joints.
+        visibility: ``(N, K)`` COCO flags or booleans; a joint counts where > 0.
+        sigma: the push's length scale (1 in the paper).
+
+    Returns:
+        ``(pull, push)`` floats.
+    """
+    dims: dict[str, int] = {}
+    tags = check_array(tags, "tags", ("N", "K"), dtype=float, dims=dims)
+    labelled = check_array(visibility, "visibility", ("N", "K"), dims=dims, dtype=float) > 0
+    sigma = check_positive(sigma, "sigma")
+    people = labelled.any(axis=1)
+    tags, labelled = tags[people], labelled[people]
+    if len(tags) == 0:
+        return 0.0, 0.0
+    means = (tags * labelled).sum(axis=1) / labelled.sum(axis=1)  # (N,) h_n
+    pull = float(np.mean(((tags - means[:, None]) ** 2 * labelled).sum(axis=1) / labelled.sum(axis=1)))
+    if len(means) < 2:
+        return pull, 0.0
+    gaps = np.exp(-((means[:, None] - means[None, :]) ** 2) / (2 * sigma**2))  # (N, N)
+    push = float((gaps.sum() - np.trace(gaps)) / (len(means) * (len(means) - 1)))
+    return pull, push
 
 
 def simulate_joint_detections(

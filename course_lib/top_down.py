@@ -11,6 +11,9 @@ the same way: decoded by the codec to crop pixels, then mapped to the image with
   :class:`~course_lib.data.CocoKeypoints`), with the official augmentation.
 * :func:`top_down_data`: that data set for a folder of COCO-format data.
 * :func:`model_sizes`: a model's ``(input_size, heatmap_size)``.
+* :data:`SIMPLEBASELINE_AUGMENTATION`, :data:`HRNET_AUGMENTATION`: the scale and rotation
+  factors of the two official recipes (``SCALE_FACTOR``, ``ROT_FACTOR`` of their COCO
+  configurations), to pass to :class:`TopDownDataset`.
 
 Sizes are ``(H, W)``; keypoints are ``x, y`` pixels (see :mod:`course_lib`).
 """
@@ -33,6 +36,11 @@ from course_lib.validation import check_array, check_integer, check_positive
 
 Array = Any  # np.ndarray or torch.Tensor
 
+# microsoft/human-pose-estimation.pytorch, experiments/coco/resnet50/*.yaml: SCALE_FACTOR 0.3, ROT_FACTOR 40
+SIMPLEBASELINE_AUGMENTATION = {"scale_factor": 0.30, "rotation_factor": 40.0}
+# leoxiaobin/deep-high-resolution-net.pytorch, experiments/coco/hrnet/*.yaml: SCALE_FACTOR 0.35, ROT_FACTOR 45
+HRNET_AUGMENTATION = {"scale_factor": 0.35, "rotation_factor": 45.0}
+
 
 class TopDownDataset(torch.utils.data.Dataset):
     """Fixed-size person crops with heatmap targets: the input pipeline of SimpleBaseline / HRNet.
@@ -42,9 +50,11 @@ class TopDownDataset(torch.utils.data.Dataset):
     extra keys such as ``area``, ``head_box``, ``image_id``, ``annotation_id``):
 
     1. ``center, scale = box_to_center_scale(box, W / H, padding)``;
-    2. with ``augment``: scale ``*= clip(1 + scale_factor z, 1 - sf, 1 + sf)``; rotation
-       ``= clip(rotation_factor z', -2 rf, 2 rf)`` with probability 0.6, else 0 (``z, z'``
-       standard normal, as the official code); a left-right flip with ``flip_prob``;
+    2. with ``augment``: scale ``*= clip(1 + sf z, 1 - sf, 1 + sf)``; rotation
+       ``= clip(rf z', -2 rf, 2 rf)`` with probability 0.6, else 0 (``z, z'`` standard
+       normal, ``sf = scale_factor``, ``rf = rotation_factor`` in degrees, as both official
+       codes draw them; the defaults are :data:`HRNET_AUGMENTATION`'s); a left-right flip
+       with ``flip_prob``;
     3. the crop is warped to ``input_size`` (:func:`~course_lib.geometry.warp_image`) and the
        keypoints with it; a flip mirrors the crop itself, ``x' = W - 1 - x``, and swaps
        left/right joints, so ``center``, ``scale``, ``rotation`` always describe the crop in

@@ -559,3 +559,124 @@ def failure_gallery(
     fig.suptitle("worst predictions (mean joint error in box sizes), with what went wrong", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
+
+
+# ============================================================================ diagrams of chapters 05-07
+def _layers_of(module: Any, kind: type) -> list:
+    return [m for m in module.modules() if isinstance(m, kind)]
+
+
+def draw_simple_baseline(model: Any, ax: Axes | None = None) -> Axes:
+    """The diagram of a :class:`~course_lib.models.simple_baseline.SimpleBaseline`, read from the model:
+    its ResNet's stages (blocks, channels), each transposed convolution and the 1x1 head, with the
+    shape of the features between them."""
+    import torch.nn as nn
+
+    if not hasattr(model, "backbone") or not hasattr(model, "deconv_layers"):
+        raise TypeError(f"model must be a SimpleBaseline, got {type(model).__name__}")
+    h, w = model.input_size
+    deconvs = _layers_of(model.deconv_layers, nn.ConvTranspose2d)
+    stages = [getattr(model.backbone, f"layer{i}") for i in range(1, 5)]
+    channels = deconvs[0].in_channels if deconvs else model.final_layer.in_channels
+    stride = model.stride * 2 ** len(deconvs)
+    blocks = [Block("image", f"image\n3x{h}x{w}", (0, 0), (1.5, 0.8), shape="round"),
+              Block("resnet", "ResNet encoder\n" + ", ".join(str(len(s)) for s in stages) + " blocks\n"
+                    f"stride {stride}", (2.6, 0), (2.0, 1.2), shape="down", color="#e8f1e4")]
+    arrows: list[tuple] = [("image", "resnet")]
+    previous, x = "resnet", 2.6
+    for i, deconv in enumerate(deconvs, start=1):
+        x += 2.4
+        blocks.append(Block(f"deconv{i}", f"deconv {deconv.kernel_size[0]}x{deconv.kernel_size[1]}/"
+                            f"{deconv.stride[0]}\nBN, ReLU", (x, 0), (1.7, 0.9), shape="up"))
+        arrows.append((previous, f"deconv{i}", f"{channels}x{h // stride}x{w // stride}"))
+        previous, channels, stride = f"deconv{i}", deconv.out_channels, stride // deconv.stride[0]
+    x += 2.4
+    k = model.final_layer.out_channels
+    blocks += [Block("head", "1x1 conv", (x, 0), (1.3, 0.7)),
+               Block("maps", f"{k} heatmaps\n{h // stride}x{w // stride}", (x + 2.0, 0), (1.6, 0.8), shape="round",
+                     color="#fde9d9")]
+    arrows += [(previous, "head", f"{channels}x{h // stride}x{w // stride}"), ("head", "maps")]
+    title = (f"{getattr(model, 'name', 'SimpleBaseline')}: a heavy encoder, {len(deconvs)} transposed convolutions, "
+             "no skip connections")
+    return draw_block_diagram(blocks, arrows, [("decoder", [f"deconv{i}" for i in range(1, len(deconvs) + 1)])]
+                              if deconvs else (), ax, title=title)
+
+
+def _fuse_label(layer: Any) -> str:
+    """What one fuse layer of HRNet does, read from its modules: ``=``, ``1x1, up x4``, ``2 x 3x3/2``."""
+    import torch.nn as nn
+
+    if isinstance(layer, nn.Identity):
+        return "="
+    ups = [m for m in layer.modules() if isinstance(m, nn.Upsample)]
+    if ups:
+        return f"1x1, up x{int(ups[0].scale_factor)}"
+    downs = [m for m in layer.modules() if isinstance(m, nn.Conv2d) and m.stride[0] == 2]
+    return f"{len(downs)} x 3x3/2"
+
+
+def draw_hrnet_fusion(module: Any, ax: Axes | None = None, *, into: int | None = None,
+                      input_size: tuple[int, int] = (256, 192)) -> Axes:
+    """How one output branch of an HRNet exchange unit (a
+    :class:`~course_lib.models.hrnet.HighResolutionModule`) is made, read from its ``fuse_layers``:
+    every input branch reaches it through the layer the module holds for that pair, and the
+    contributions are summed.  ``into``: the output branch (0-based; default the middle one, which
+    receives all three kinds: from finer branches, its own, from coarser ones)."""
+    import torch.nn as nn
+
+    if not hasattr(module, "fuse_layers") or not hasattr(module, "branches"):
+        raise TypeError(f"module must be an HRNet HighResolutionModule, got {type(module).__name__}")
+    outputs = len(module.fuse_layers)
+    into = min(module.num_branches // 2, outputs - 1) if into is None else into
+    if not (isinstance(into, int) and 0 <= into < outputs):
+        raise ValueError(f"into must be an output branch in 0..{outputs - 1}, got {into!r}")
+    h, w = input_size
+    blocks, arrows = [], []
+    middle = -1.6 * (module.num_branches - 1) / 2
+    for b in range(module.num_branches):
+        channels = _layers_of(module.branches[b], nn.Conv2d)[-1].out_channels
+        size = f"{channels}x{h // 2 ** (b + 2)}x{w // 2 ** (b + 2)}"
+        blocks.append(Block(f"in{b}", f"branch {b + 1}, 1/{2 ** (b + 2)}\n{size}", (0, -1.6 * b), (2.0, 0.8),
+                            color="#e8f1e4"))
+        arrows.append((f"in{b}", "sum", _fuse_label(module.fuse_layers[into][b])))
+    blocks += [Block("sum", "+", (5.0, middle), (0.6, 0.6), shape="circle"),
+               Block("out", f"branch {into + 1}, 1/{2 ** (into + 2)}\nafter ReLU", (7.2, middle), (1.9, 0.8),
+                     shape="round", color="#fde9d9")]
+    arrows.append(("sum", "out"))
+    others = "every branch" if outputs == module.num_branches else "the 1/4 branch only"
+    title = (f"HRNet's exchange unit, {module.num_branches} branches: how branch {into + 1} is made "
+             f"(the module fuses into {others})")
+    return draw_block_diagram(blocks, arrows, (), ax, title=title, fontsize=7)
+
+
+def draw_roi_keypoint_model(model: Any, ax: Axes | None = None, *, image_size: tuple[int, int] = (128, 128)) -> Axes:
+    """The diagram of a :class:`~course_lib.roi_keypoints.RoiKeypointNet` (a Mask R-CNN-style keypoint
+    model), read from the model: the backbone's stride, the pooler and its grid, the head's layers."""
+    import torch.nn as nn
+
+    if not hasattr(model, "head") or not hasattr(model, "roi_size"):
+        raise TypeError(f"model must be a RoiKeypointNet, got {type(model).__name__}")
+    h, w = image_size
+    convs = _layers_of(model.head.convs, nn.Conv2d)
+    deconv = model.head.deconv
+    channels, roi, k = model.head.in_channels, model.roi_size, model.num_keypoints
+    pooler = "ROIAlign" if model.pooler == "align" else "ROIPool"
+    output = roi * deconv.stride[0] * 2
+    blocks = [Block("image", f"image\n3x{h}x{w}", (0, 0), (1.5, 0.8), shape="round"),
+              Block("backbone", f"backbone\n(once per image)\nstride {model.stride}", (2.6, 0), (2.0, 1.1),
+                    shape="down", color="#e8f1e4"),
+              Block("boxes", "person boxes", (5.4, 1.7), (1.7, 0.7), shape="round"),
+              Block("pool", f"{pooler}\n{roi}x{roi}" + (f", {model.sampling_ratio}x{model.sampling_ratio} samples"
+                                                         if model.pooler == "align" else ""), (5.4, 0), (2.0, 0.9)),
+              Block("convs", f"{len(convs)} x conv {convs[0].kernel_size[0]}x{convs[0].kernel_size[1]}\n"
+                    f"{convs[0].out_channels} ch", (8.2, 0), (1.8, 0.9)),
+              Block("deconv", f"deconv {deconv.kernel_size[0]}x{deconv.kernel_size[1]}/{deconv.stride[0]}\n"
+                    "then bilinear x2", (10.8, 0), (1.9, 0.9), shape="up"),
+              Block("logits", f"{k} x {output}x{output}\nlogits", (13.3, 0), (1.8, 0.8), shape="round",
+                    color="#fde9d9"),
+              Block("loss", f"softmax over\n{output}x{output} cells", (13.3, 1.7), (1.8, 0.8), color="#fde9d9")]
+    arrows = [("image", "backbone"), ("backbone", "pool", f"{channels}x{h // model.stride}x{w // model.stride}"),
+              ("boxes", "pool"), ("pool", "convs", f"R x {channels}x{roi}x{roi}"), ("convs", "deconv"),
+              ("deconv", "logits"), ("logits", "loss")]
+    title = f"A Mask R-CNN-style keypoint model: one backbone pass, {pooler} per box, a light keypoint head"
+    return draw_block_diagram(blocks, arrows, [("keypoint head (once per box)", ["convs", "deconv"])], ax, title=title)

@@ -18,14 +18,14 @@
 # branches are added **in parallel** beside it, and the branches exchange information again
 # and again. On COCO, HRNet-W32 reached 74.4 AP against SimpleBaseline-R50's 70.4, with fewer
 # parameters and, by the paper's count, fewer GFLOPs. This chapter builds it, counts what it
-# costs in three different ways, and checks a claim of the lecture notes: that HRNet, despite
+# costs in three different ways, and checks a claim often made about it: that HRNet, despite
 # its lower GFLOPs, is *slower* than SimpleBaseline in wall-clock time.
 #
 # ## Learning goals
 #
 # After this chapter you can
 #
-# - explain why downsampling by 32 hurts small parts such as wrists (the notes' example:
+# - explain why downsampling by 32 hurts small parts such as wrists (for example
 #   $256 \times 256 \to 8 \times 8$);
 # - draw HRNet's layout: a stride-4 stem, four stages, parallel branches at $1/4$, $1/8$,
 #   $1/16$, $1/32$ with $C$, $2C$, $4C$, $8C$ channels, **transitions** that open a new branch,
@@ -62,7 +62,7 @@ plt.rcParams["figure.dpi"] = 80
 # %% [markdown]
 # ## 1. What a factor of 32 does to a wrist
 #
-# A ResNet halves the resolution five times. The lecture notes' example: a $256 \times 256$
+# A ResNet halves the resolution five times: a $256 \times 256$
 # input ends as an $8 \times 8$ grid of features, each cell standing for a $32 \times 32$ patch.
 # Whatever a cell "knows", it can only say *which cell* a joint is in. Below, the course's one
 # real photograph resized to $256 \times 256$, averaged over the cells of the grids at strides
@@ -114,8 +114,8 @@ fig.tight_layout()
 # - **Head**: a $1 \times 1$ convolution on the $1/4$ branch gives the $K$ heatmaps (stride 4, as
 #   SimpleBaseline's).
 #
-# $C$ is the **width**: HRNet-W32 has $C = 32$, HRNet-W48 $C = 48$. One remark on the lecture
-# notes: they draw stage 4 with two exchange units; the paper (1, 4 and 3 exchange blocks in
+# $C$ is the **width**: HRNet-W32 has $C = 32$, HRNet-W48 $C = 48$. Beware of simplified
+# drawings that show stage 4 with two exchange units: the paper (1, 4 and 3 exchange blocks in
 # stages 2, 3 and 4) and the official configurations use **three**, and so does the course.
 #
 # ### Exercise 1: the shapes of the branches
@@ -202,6 +202,17 @@ fig.tight_layout()
 # the **transitions** that open a new branch. Fusing in every module, 8 times in W32, is what
 # the paper calls *repeated multi-scale fusion*.
 #
+# The diagram below is drawn by `viz.draw_hrnet_fusion` from the `fuse_layers` of one
+# three-branch module of HRNet-W32 (stage 3): how the middle branch, at $1/8$, receives the
+# finer branch through one strided convolution, itself unchanged, and the coarser branch
+# through a $1\times1$ convolution and an upsampling by 2.
+
+# %%
+with torch.device("meta"):
+    w32_for_diagram = models.build("hrnet_w32")
+viz.draw_hrnet_fusion(w32_for_diagram.stage3[0], input_size=(256, 192));
+
+# %% [markdown]
 # Before writing it, a picture of what the sum does, made with the course's
 # `hrnet.fuse_into_branch`. Three "branches" are the grey photograph at $1/4$, $1/8$ and
 # $1/16$; for the learned layers we substitute simple stand-ins (the identity going up, average
@@ -434,7 +445,7 @@ PAPER = {  # HRNet paper, Table 1: COCO val2017, 256 x 192 (parameters in M, GFL
     "hrnet_w32": (28.5, 7.1, 74.4), "hrnet_w48": (63.6, 14.6, 75.1),
 }
 REMARKS = {
-    "hourglass_8": "Newell's layout (hg.lua) has 23.7 M; the table's 25.1 M is from a variant we could not pin down",
+    "hourglass_8": "",  # filled in below from the model's own count
     "simplebaseline_r50": "the rule gives 8.99; the table prints 8.9 (carried over from the SimpleBaseline paper)",
     "simplebaseline_r101": "agrees (12.38)",
     "simplebaseline_r152": "the rule gives 15.76; the table prints 15.7",
@@ -444,6 +455,14 @@ counts = {}
 for name in PAPER:
     with torch.device("meta"):
         counts[name] = measure_complexity(models.build(name), (256, 192))
+with torch.device("meta"):  # the early revision of hg.lua, without the residual module after each hourglass
+    early = measure_complexity(models.build("hourglass_8", residual_after_hourglass=False), (256, 192))
+REMARKS["hourglass_8"] = (
+    f"the released hg.lua of pose-hg-train (commit 7709053): {counts['hourglass_8']['params'] / 1e6:.2f} M, "
+    f"{counts['hourglass_8']['paper_gflops']:.2f} GFLOPs by the rule; its early revision (528ff3e): "
+    f"{early['params'] / 1e6:.2f} M, {early['paper_gflops']:.2f}")
+closest = {key: min((("released", counts["hourglass_8"]), ("early", early)), key=lambda pair: abs(pair[1][key] - paper))[0]
+           for key, paper in (("params", 25.1e6), ("paper_gflops", 14.3))}
 complexity_rows = [
     {"model": name, "params (M)": counts[name]["params"] / 1e6, "paper params (M)": PAPER[name][0],
      "true GMACs (1e9)": counts[name]["macs"] / 1e9, "paper rule GFLOPs": counts[name]["paper_gflops"],
@@ -453,9 +472,15 @@ complexity_rows = [
 report.experiment_table(
     complexity_rows, chapter="07", title="The HRNet paper's complexity table, rebuilt (256 x 192, one image)",
     floatfmt=".2f",
-    note="Parameters and the paper's GFLOPs are reproduced (the hourglass's parameters excepted, see its remark); "
-         "by true multiply-adds SimpleBaseline-R50 (5.4 G) is cheaper than HRNet-W32 (7.6 G), the opposite of the "
-         "paper's GFLOPs, because the official rule counts each stride-2 deconvolution four times.",
+    note=(f"Largest gap to the paper's parameter counts: "
+          f"{max(abs(counts[n]['params'] / 1e6 - PAPER[n][0]) for n in PAPER):.2f} M; the hourglass's 25.1 M is "
+          f"closest to the {closest['params']} hg.lua and its 14.3 GFLOPs to the {closest['paper_gflops']} one "
+          f"(see its remark); by true multiply-adds "
+          f"SimpleBaseline-R50 ({counts['simplebaseline_r50']['macs'] / 1e9:.1f} G) is "
+          + ("cheaper" if counts["simplebaseline_r50"]["macs"] < counts["hrnet_w32"]["macs"] else "not cheaper")
+          + f" than HRNet-W32 ({counts['hrnet_w32']['macs'] / 1e9:.1f} G), "
+          + ("the opposite of the paper's GFLOPs, because the official rule counts each stride-2 deconvolution four "
+             "times." if counts["simplebaseline_r50"]["macs"] < counts["hrnet_w32"]["macs"] else "as the paper's GFLOPs.")),
 )
 
 # %%
@@ -472,7 +497,7 @@ fig.tight_layout()
 # %% [markdown]
 # For HRNet and the hourglass, which only convolve, the two bars differ only by the unit
 # ($2^{30}$ vs $10^9$, 7%). For SimpleBaseline the paper's count is 1.7 times the true one.
-# So the notes' premise, "HRNet has fewer GFLOPs than SimpleBaseline", holds for the paper's
+# So the common premise, "HRNet has fewer GFLOPs than SimpleBaseline", holds for the paper's
 # number but not for the arithmetic the hardware actually does: HRNet-W32 performs **40%
 # more** multiply-adds than SimpleBaseline-R50. (The paper's point stands on its own: 4 AP more
 # for 2.2 G more multiply-adds is a good trade.)
@@ -516,13 +541,16 @@ def speed(model_name, device, batch):
 
 ratios = {device: speed("simplebaseline_r50", device, 1) / speed("hrnet_w32", device, 1)
           for device in sorted({row["device"] for row in latency_rows})}
+mac_ratio = counts["hrnet_w32"]["macs"] / counts["simplebaseline_r50"]["macs"]
 latency_note = (
-    "Measured here at batch 1, SimpleBaseline-R50 processes "
+    f"Measured here at batch 1 on the CPU: SimpleBaseline-R50 {1000 / speed('simplebaseline_r50', 'cpu', 1):.0f} ms, "
+    f"HRNet-W32 {1000 / speed('hrnet_w32', 'cpu', 1):.0f} ms (their ratio of true multiply-adds: {mac_ratio:.2f}). "
+    "SimpleBaseline-R50 processes "
     + " and ".join(f"{ratio:.2f} times as many images per second as HRNet-W32 on the {device.upper()}"
                    for device, ratio in ratios.items())
-    + ("; the notes' claim holds, although the paper's GFLOPs suggest the opposite: SimpleBaseline does fewer true "
+    + ("; the claim holds, although the paper's GFLOPs suggest the opposite: SimpleBaseline does fewer true "
        "multiply-adds, in fewer and wider layers." if all(r > 1 for r in ratios.values()) else
-       "; the notes' claim does not hold everywhere on this machine (see the text).")
+       "; the claim does not hold everywhere on this machine (see the text).")
     + (" Fast profile: few repetitions on a shared machine, noisy." if training.fast_profile() else "")
 )
 latency_table = report.experiment_table(latency_rows, chapter="07", floatfmt=".2f", note=latency_note,
@@ -547,10 +575,9 @@ fig.tight_layout()
 # expect the penalty to be larger at batch 1: the GPU could run far more arithmetic than
 # either network needs, so the time goes into launching hundreds of small kernels one after
 # the other, and HRNet has more of them. With a batch of 32 each kernel has more work and the
-# gap should shrink. Either way, the notes' observation has a reason that the GFLOPs column
-# hides. (The course's own full-profile run, on a shared 2-core CPU with one thread: 178 ms
-# for SimpleBaseline-R50 against 250 ms for HRNet-W32, 1.4 times, close to their ratio of true
-# multiply-adds; 3.1 against 6.7 ms for the tiny models.)
+# gap should shrink. Either way, the observation has a reason that the GFLOPs column
+# hides. The note under the table gives this run's times and compares their ratio with the
+# ratio of true multiply-adds.
 #
 # ## 7. Experiment: tiny HRNet against tiny SimpleBaseline at an equal budget
 #
@@ -576,13 +603,13 @@ fit_options = dict(batch_size=32, lr=2e-3, seed=0, eval_items=training.budget(25
 runs = {}
 for label, name in (("SimpleBaseline, equal steps", "simplebaseline_tiny"), ("HRNet, equal steps", "hrnet_tiny")):
     print(label)
-    net = models.build(name)
+    net = models.build(name, seed=0)  # the same initial weights for a rerun
     history = training.fit(net, train_set, val_set, losses.HeatmapLoss(), steps,
                            eval_every=training.budget(steps // 6, steps), **fit_options)
     runs[label] = (net, history)
 hrnet_seconds = runs["HRNet, equal steps"][1].seconds
 print(f"SimpleBaseline, equal time: {hrnet_seconds:.0f} s")
-net = models.build("simplebaseline_tiny")
+net = models.build("simplebaseline_tiny", seed=0)
 max_steps = training.budget(4 * steps, 2 * steps)  # a cap; the time budget decides
 history = training.fit(net, train_set, val_set, losses.HeatmapLoss(), max_steps, max_seconds=hrnet_seconds,
                        eval_every=training.budget(steps // 3, max_steps), **fit_options)
@@ -602,6 +629,8 @@ for label, (net, history) in runs.items():
 by_run = {row["run"]: row["PCK@0.1"] for row in budget_rows}
 hrnet_wins_steps = by_run["HRNet, equal steps"] > by_run["SimpleBaseline, equal steps"]
 hrnet_wins_time = by_run["HRNet, equal steps"] > by_run["SimpleBaseline, equal time"]
+step_ratio = ((runs["HRNet, equal steps"][1].seconds / runs["HRNet, equal steps"][1].steps[-1])
+              / (runs["SimpleBaseline, equal steps"][1].seconds / runs["SimpleBaseline, equal steps"][1].steps[-1]))
 budget_note = {
     (True, True): "HRNet is more precise (PCK@0.1) at equal steps and even at equal time: the paper's direction.",
     (True, False): "HRNet is more precise (PCK@0.1) at equal steps, as in the paper, but at equal time the cheaper "
@@ -611,7 +640,9 @@ budget_note = {
     (False, False): "Unlike the paper, the tiny SimpleBaseline is more precise (PCK@0.1) at equal steps and at equal "
                     "time: the paper's +4 AP comes with ImageNet pretraining and 210 epochs of COCO, which a short "
                     "toy run on small synthetic people does not reproduce (see the text).",
-}[hrnet_wins_steps, hrnet_wins_time] + (" Fast profile: a handful of steps, the numbers are noise."
+}[hrnet_wins_steps, hrnet_wins_time] + f" A tiny HRNet step took {step_ratio:.1f} times a tiny SimpleBaseline step." + " PCK@0.1 / PCK@0.05: " + "; ".join(
+    f"{row['run']} {row['PCK@0.1']:.2f} / {row['PCK@0.05']:.2f} ({row['steps']} steps, {row['train seconds']:.0f} s)"
+    for row in budget_rows) + "." + (" Fast profile: a handful of steps, the numbers are noise."
                                         if training.fast_profile() else "")
 budget_table = report.experiment_table(budget_rows, chapter="07", note=budget_note,
                                        title="Tiny HRNet vs tiny SimpleBaseline at an equal budget (validation)")
@@ -633,14 +664,13 @@ fig.tight_layout()
 # %% [markdown]
 # Discuss your own table with the figure: on the left, who learns more per step; on the
 # right, who learns more per second of *your* machine. On a CPU the tiny HRNet's step costs
-# about twice the tiny SimpleBaseline's (more multiply-adds, in many small layers), so equal
-# time gives SimpleBaseline about twice the steps. On a GPU both tiny models are too small to
+# more than the tiny SimpleBaseline's (more multiply-adds, in many small layers; the note gives
+# the ratio), so equal time gives SimpleBaseline more steps. On a GPU both tiny models are too small to
 # keep it busy, so their steps should cost much more nearly the same, and the equal-steps
-# comparison is the one that matters. In the course's full-profile run (CPU, one thread) the
-# tiny HRNet reached 0.86 PCK@0.1 after 600 steps against SimpleBaseline's 0.76, and still
-# beat the 0.81 that SimpleBaseline reached with twice the steps in the same 155 seconds: the
-# paper's direction, even at this scale, and clearest at the strict threshold (PCK@0.05: 0.65
-# against 0.47 and 0.56), where the high-resolution branch pays. Two cautions about reading a
+# comparison is the one that matters. The note under the table gives each run's PCK@0.1 and
+# PCK@0.05, its steps and its seconds, and says whether the paper's order holds here; where
+# HRNet leads, expect the lead to be clearest at the strict PCK@0.05, where the
+# high-resolution branch pays. Two cautions about reading a
 # toy run as a verdict on the paper: our people are small and simple (a 96 x 64 crop, one
 # person, no real clutter), so the "small parts lost at 1/32" problem is milder than on COCO;
 # and neither network is pretrained on ImageNet, while both of the paper's are.
@@ -650,6 +680,60 @@ fig.tight_layout()
 
 # %% tags=["experiment"]
 widgets.prediction_browser(runs["HRNet, equal steps"][0], val_set, joint="right_wrist")
+
+# %% [markdown]
+# ## Stretch exercise: the paper's GFLOPs of a whole model
+#
+# Section 5 used `measure_complexity` to rebuild the paper's table. Write the count yourself:
+# run the model once on a zero image of `input_size` (one image, evaluation mode, no
+# gradients) and, with a **forward hook** on every `nn.Conv2d` and `nn.ConvTranspose2d`, add up
+# what the official `get_model_summary` adds: the layer's number of weights times the number
+# of pixels of its **output**; return the total divided by $2^{30}$. Remove the hooks
+# afterwards (`handle.remove()`). PyTorch's hooks: `module.register_forward_hook(hook)`, where
+# `hook(module, inputs, output)` is called after each forward of that module. (Worth bonus
+# points: it goes beyond the chapter's core.)
+
+
+# %%
+def paper_rule_gflops(model, input_size):
+    """The HRNet paper's "GFLOPs" of a model on one (3, H, W) image:
+
+        sum over every Conv2d and ConvTranspose2d call of  weight.numel() * H_out * W_out,  / 2^30
+
+    Args:
+        model: a torch.nn.Module taking (1, 3, H, W) images.
+        input_size: (H, W).
+
+    Returns:
+        a float.
+    """
+    ### BEGIN SOLUTION
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        total += module.weight.numel() * output.shape[-2] * output.shape[-1]
+
+    handles = [m.register_forward_hook(count) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, *input_size))
+    for handle in handles:
+        handle.remove()
+    return total / 2**30
+    ### END SOLUTION
+
+
+# %%
+checks.check_paper_rule_gflops(paper_rule_gflops)
+
+# %%
+# bonus: 2
+checks.check_paper_rule_gflops(paper_rule_gflops)
+### BEGIN HIDDEN TESTS
+checks.hidden_paper_rule_gflops(paper_rule_gflops)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## What the paper reported
@@ -674,10 +758,11 @@ widgets.prediction_browser(runs["HRNet, equal steps"][0], val_set, joint="right_
 #
 # On COCO test-dev, HRNet-W48 at $384 \times 288$ reached 75.5 AP (77.0 with extra training
 # data), and on the MPII test set HRNet-W32 reached 92.3 PCKh@0.5. The paper's tables compare
-# parameters and GFLOPs, not wall-clock time; the latency claim is the lecture notes', and
-# section 6 measured it. Our rebuild of the table (section 5) reproduces every parameter count and
-# GFLOPs figure but one: the 8-stage hourglass, whose original layout counts 23.7 M
-# parameters, not 25.1 M (its GFLOPs, 14.3, agree).
+# parameters and GFLOPs, not wall-clock time; the latency claim is not the paper's, and
+# section 6 measured it. Our rebuild of the table (section 5) reproduces the parameter counts
+# and GFLOPs of SimpleBaseline and HRNet. For the 8-stage hourglass it builds the released
+# `hg.lua` of `pose-hg-train` (chapter 04) and also counts its early revision; the table's
+# note says which of the two is closer to each of the paper's numbers (25.1 M, 14.3 GFLOPs).
 #
 # ## Check your understanding
 #
@@ -729,3 +814,72 @@ widgets.prediction_browser(runs["HRNet, equal steps"][0], val_set, joint="right_
 # feature maps through memory without any multiply-adds. Larger batches (more work per
 # kernel), fused or compiled kernels (e.g. `torch.compile`), or lower precision narrow it.
 # </details>
+
+# %% [markdown]
+# ## Summary
+#
+# - After a downsampling by 32 a wrist is known only to a $32 \times 32$ cell; **HRNet** keeps
+#   a branch at $1/4$ of the input from the stem to the head.
+# - The layout: a stride-4 stem, four stages, parallel branches at $1/4$ to $1/32$ with $C$,
+#   $2C$, $4C$, $8C$ channels, **transitions** that open a branch and 1, 4 and 3 **exchange
+#   modules** in stages 2 to 4.
+# - The **fusion** brings every branch to every other: strided $3 \times 3$ convolutions down,
+#   a $1 \times 1$ convolution then nearest upsampling up, and a sum.
+# - Three costs that disagree: parameters, true multiply-adds, and the paper's "GFLOPs", whose
+#   rule counts a stride-2 transposed convolution four times (and divides by $2^{30}$).
+# - Fewer operations are not less time: many thin layers and the fusion's memory traffic cost
+#   wall-clock time that no multiply-add count sees, so measure latency on your machine.
+# - The paper: HRNet-W32 74.4 AP against SimpleBaseline-R50's 70.4 on COCO val2017 at
+#   $256 \times 192$; HRNet-W48 75.5 AP on test-dev.
+# - A fair comparison of two models fixes a budget: equal steps and equal time can give
+#   different winners.
+
+# %% [markdown]
+# ## What came next
+#
+# The methods of this course reach about 75 AP on COCO. Six later ideas moved the field on;
+# each paper is worth reading with this course's vocabulary.
+#
+# - **OpenPose: part affinity fields** (Z. Cao, T. Simon, S.-E. Wei, Y. Sheikh, *Realtime
+#   Multi-Person 2D Pose Estimation using Part Affinity Fields*, CVPR 2017,
+#   [arXiv:1611.08050](https://arxiv.org/abs/1611.08050)). Bottom-up: besides the joint
+#   heatmaps, a CPM-like network (chapter 03) predicts for every limb a 2-D vector field
+#   pointing along the limb; two candidate joints are linked when the field, integrated along
+#   the segment between them, points from one to the other, and a greedy bipartite matching
+#   per limb assembles the people, at a cost almost independent of their number. It won the
+#   COCO 2016 keypoint challenge with 61.8 AP on test-dev.
+# - **HigherHRNet** (B. Cheng, B. Xiao, J. Wang, H. Shi, T. S. Huang, L. Zhang, CVPR 2020,
+#   [arXiv:1908.10357](https://arxiv.org/abs/1908.10357)). Bottom-up with HRNet (chapter 07)
+#   and associative-embedding tags (chapter 09): a transposed convolution brings the heatmaps
+#   to $1/2$ of the input, both resolutions are supervised, and their heatmaps are averaged at
+#   test time, which helps the small people that bottom-up methods used to miss. 70.5 AP on
+#   COCO test-dev.
+# - **DEKR** (Z. Geng, K. Sun, B. Xiao, Z. Zhang, J. Wang, *Bottom-Up Human Pose Estimation
+#   Via Disentangled Keypoint Regression*, CVPR 2021,
+#   [arXiv:2104.02300](https://arxiv.org/abs/2104.02300)). No grouping at all: at each
+#   person's centre the network regresses the offsets to all keypoints, one branch per
+#   keypoint with adaptive (deformable-like) convolutions that look at that keypoint's region.
+#   71.0 AP on COCO val2017 (HRNet-W48, $640 \times 640$, single-scale test), above the
+#   detect-and-group methods.
+# - **SimCC and RTMPose** (Y. Li et al., *SimCC: a Simple Coordinate Classification
+#   Perspective for Human Pose Estimation*, ECCV 2022,
+#   [arXiv:2107.03332](https://arxiv.org/abs/2107.03332); T. Jiang et al., *RTMPose:
+#   Real-Time Multi-Person Pose Estimation based on MMPose*, 2023,
+#   [arXiv:2303.07399](https://arxiv.org/abs/2303.07399)). Instead of a 2-D heatmap, each
+#   keypoint gets two 1-D classifications, one over $x$ and one over $y$, with several bins
+#   per pixel: sub-pixel precision without upsampling layers or DARK-style decoding
+#   (chapter 02). RTMPose builds a fast top-down model on it: RTMPose-m reaches 75.8 AP on
+#   COCO at more than 90 frames per second on a desktop CPU.
+# - **ViTPose** (Y. Xu, J. Zhang, Q. Zhang, D. Tao, NeurIPS 2022,
+#   [arXiv:2204.12484](https://arxiv.org/abs/2204.12484)). A plain vision transformer,
+#   pretrained as a masked autoencoder, followed by a decoder as light as SimpleBaseline's
+#   (chapter 06): no multi-resolution design at all, and it scales with model size. Its
+#   largest model (1 billion parameters) reaches 80.9 AP on COCO test-dev, 81.1 as an
+#   ensemble.
+# - **RLE: residual log-likelihood estimation** (J. Li et al., *Human Pose Regression with
+#   Residual Log-likelihood Estimation*, ICCV 2021,
+#   [arXiv:2107.11291](https://arxiv.org/abs/2107.11291)). Back to DeepPose-style regression
+#   (chapter 01), with a better loss: a normalizing flow learns the distribution of the
+#   errors, and the loss is its negative log-likelihood rather than an L1 or L2 distance.
+#   It adds 12.4 AP on COCO to plain regression at no test-time cost, and for the first time
+#   lets regression match or beat heatmaps.

@@ -65,7 +65,7 @@ from matplotlib.patches import Circle
 
 from course_lib import data, metrics, report, training, viz, widgets, zoo
 from course_lib.grading import ch08_evaluation as checks
-from course_lib.keypoints import COCO_KEYPOINTS, COCO_PCP_LIMBS, COCO_SIGMAS
+from course_lib.keypoints import COCO_FLIP_PAIRS, COCO_KEYPOINTS, COCO_PCP_LIMBS, COCO_SIGMAS
 from course_lib.metrics import compare
 from course_lib.metrics.random_cases import random_keypoint_case
 
@@ -118,7 +118,7 @@ fig.tight_layout()
 #
 # $$\text{correct} = \big[\lVert \hat y_a - g_a\rVert \le t L\big] \wedge \big[\lVert \hat y_b - g_b\rVert \le t L\big], \qquad t = 0.5 .$$
 #
-# PCP is the fraction of correct limbs ("parts"). The lecture notes write it as correct joints
+# PCP is the fraction of correct limbs ("parts"). It is sometimes written as correct joints
 # over all joints; the papers count **limbs**, and so does the course. This is **strict PCP**.
 # Some later papers used a *loose* variant (the *average* of the two endpoint errors under
 # $tL$), which gives higher numbers for the same predictions; compare PCP numbers only when you
@@ -218,8 +218,7 @@ checks.hidden_pck(pck)
 # value, using the course's implementations (`metrics.bbox_size`, `metrics.head_size`,
 # `metrics.torso_diameter`, `metrics.box_diagonal`). The second panel asks how stable each
 # length is: the **torso diameter** (left shoulder to right hip, DeepPose's choice) shrinks
-# when a person turns sideways, and the notes point out this weakness and the fix (the box
-# diagonal). Our 3D stick figures turn, so we can see it happen, and PDJ of the same
+# when a person turns sideways, a weakness that the box diagonal fixes. Our 3D stick figures turn, so we can see it happen, and PDJ of the same
 # predictions depends on which length it divides by.
 
 # %%
@@ -261,7 +260,7 @@ for name, norm in [("torso diameter", torso_norm), ("box diagonal", metrics.box_
 #
 # - $d_i$: distance between the predicted and the true keypoint $i$, in pixels;
 # - $s$: the person's scale, with $s^2$ = the person's **segmented area** in pixels (not the
-#   box area; the notes say only "the size of the person");
+#   box area, and not just "the size of the person");
 # - $k_i = 2\sigma_i$: a per-keypoint constant. COCO measured $\sigma_i$ from how much its
 #   annotators disagreed on 5000 doubly-annotated images: eyes are placed consistently
 #   ($\sigma = 0.025$), hips are not ($\sigma = 0.107$). The same 5-pixel error costs much
@@ -374,7 +373,7 @@ widgets.oks_explorer()
 # 4. Average over the ten thresholds $t = 0.50, 0.55, \dots, 0.95$: COCO's **AP**. **AR** is
 #    the final recall, averaged over the same thresholds.
 #
-# The notes mention AP at 0.5 and 0.75; those are COCO's AP$^{50}$ and AP$^{75}$, reported
+# AP at 0.5 and at 0.75 are COCO's AP$^{50}$ and AP$^{75}$, reported
 # beside the headline AP, which averages all ten thresholds.
 #
 # ### Exercise 3: greedy matching in one image
@@ -535,8 +534,8 @@ shutil.rmtree(folder)
 #
 # **Area, not box.** $s^2$ is the person's *segmented* area. A box around a person is much
 # bigger than the person (look at the empty corners), so using the box area makes every
-# person look larger and every error smaller. In our validation set the area is about half of
-# the box area:
+# person look larger and every error smaller. How much smaller the area is in our validation
+# set, and what each choice does to AP:
 
 # %%
 box_area = people.boxes[:, 2] * people.boxes[:, 3]
@@ -645,6 +644,76 @@ fig.tight_layout()
 #   that count "correct or not" are robust to a single outlier; a mean error is not.
 
 # %% [markdown]
+# ## Stretch exercise: where does the AP go? Ronchi & Perona's error classes
+#
+# Ronchi & Perona ([ICCV 2017](https://arxiv.org/abs/1707.05388)) sort every predicted
+# keypoint of a matched person by its **keypoint similarity**, the term of OKS for that
+# keypoint alone, $ks_i = \exp(-d_i^2 / (2 s^2 k_i^2))$ with $k_i = 2\sigma_i$:
+#
+# - **good** (0): $ks_i \ge 0.85$;
+# - **jitter** (1): $0.5 \le ks_i < 0.85$: the right joint, a little off;
+# - **inversion** (2): $ks_i < 0.5$, but the similarity with the truth of the *mirrored* joint
+#   (left wrist for right wrist, with that joint's $\sigma$) is $\ge 0.5$, and that joint is
+#   labelled;
+# - **swap** (3): close to a joint of *another* person (our people are alone: none here);
+# - **miss** (4): none of these.
+#
+# Unlabelled keypoints get $-1$. Write it for one person. (Worth bonus points: it goes beyond
+# the chapter's core.)
+
+
+# %%
+def keypoint_error_classes(pred, gt, visibility, area, sigmas=COCO_SIGMAS):
+    """Ronchi & Perona's class of each keypoint of one person (no other people: no swaps).
+
+        ks_i     = exp(-|pred_i - gt_i|^2 / (2 area (2 sigma_i)^2))
+        ks_inv_i = exp(-|pred_i - gt_m|^2 / (2 area (2 sigma_m)^2)),  m = the mirror joint of i
+        class_i  = 0 if ks_i >= 0.85, else 1 if ks_i >= 0.5,
+                   else 2 if ks_inv_i >= 0.5 and visibility[m] > 0, else 4;   -1 if visibility[i] == 0
+
+    Args:
+        pred, gt: (K, 2) NumPy arrays, pixels.
+        visibility: (K,) COCO flags.
+        area: the person's segmented area s^2.
+        sigmas: (K,) COCO's per-keypoint constants; the mirror pairs are COCO_FLIP_PAIRS.
+
+    Returns:
+        (K,) integer array of classes.
+    """
+    ### BEGIN SOLUTION
+    pred, gt, visibility = np.asarray(pred, float), np.asarray(gt, float), np.asarray(visibility)
+    mirror = np.arange(len(gt))
+    for left, right in COCO_FLIP_PAIRS:
+        mirror[left], mirror[right] = right, left
+    ks = np.exp(-((pred - gt) ** 2).sum(axis=1) / (2 * area * (2 * sigmas) ** 2))
+    ks_inverted = np.exp(-((pred - gt[mirror]) ** 2).sum(axis=1) / (2 * area * (2 * sigmas[mirror]) ** 2))
+    inverted = (ks_inverted >= 0.5) & (visibility[mirror] > 0)
+    classes = np.select([ks >= 0.85, ks >= 0.5, inverted], [0, 1, 2], default=4)
+    classes[visibility <= 0] = -1
+    return classes
+    ### END SOLUTION
+
+
+# %%
+checks.check_keypoint_error_classes(keypoint_error_classes)
+
+# %%
+# bonus: 2
+checks.check_keypoint_error_classes(keypoint_error_classes)
+### BEGIN HIDDEN TESTS
+checks.hidden_keypoint_error_classes(keypoint_error_classes)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The model's predictions of section 1, sorted by the course's `metrics.keypoint_error_classes`
+# (which also finds swaps when people share an image):
+
+# %%
+codes = metrics.keypoint_error_classes(p.keypoints, p.gt_keypoints, p.gt_visibility, p.areas)
+for name, share in metrics.error_class_shares(codes).items():
+    print(f"{name:10s} {share:6.1%} of the labelled keypoints")
+
+# %% [markdown]
 # ## What the paper reported
 #
 # These are the conventions of the benchmarks, which are what a paper's number means:
@@ -721,3 +790,24 @@ fig.tight_layout()
 # the 5 correct ones survive. It hurts images with more than 20 people, or models whose scores
 # rank true poses below spurious ones.
 # </details>
+
+# %% [markdown]
+# ## Summary
+#
+# - **PCP** scores limbs: a limb is correct when both ends lie within half its length (strict
+#   PCP); loose PCP averages the two errors and gives higher numbers; PCPm uses the set's mean
+#   limb length.
+# - **PCK**, **PCKh** and **PDJ** score joints within a radius proportional to a size: the box,
+#   the head box, the torso diameter or the box diagonal; the choice of size changes the
+#   number, and the torso diameter collapses when a person turns sideways.
+# - **OKS** is COCO's similarity of two poses: $\exp(-d_i^2 / 2 s^2 k_i^2)$ averaged over the
+#   labelled keypoints, with $s^2$ the segmented area and $k_i = 2 \sigma_i$ from annotator
+#   agreement.
+# - **COCO AP**: greedy matching of the detections by score in each image, a
+#   precision-recall curve over the data set, precision interpolated at 101 recall levels, and
+#   the mean over ten OKS thresholds from 0.50 to 0.95.
+# - The course's evaluator gives the same numbers as pycocotools on the same files.
+# - Traps: the segmented area and not the box area, people without keypoints are ignored, and
+#   at most 20 detections per image are scored.
+# - One set of predictions ranks differently under different metrics: compare numbers only
+#   under the same metric, threshold and normaliser.

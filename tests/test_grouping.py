@@ -156,3 +156,29 @@ def test_bad_input_names_the_argument():
         grouping.simulate_joint_detections(np.zeros((2, 17, 2)), np.zeros((3, 17)))
     with pytest.raises(ValueError, match="false_detections"):
         grouping.simulate_joint_detections(np.zeros((2, 17, 2)), np.zeros((2, 17)), false_detections=-1)
+
+
+def test_associative_embedding_loss_by_hand():
+    from course_lib.grouping import associative_embedding_loss
+
+    tags = np.array([[0.0, 0.2, 0.1], [2.0, 2.0, 9.0]])
+    visibility = np.array([[2, 2, 0], [1, 1, 0]])  # the unlabelled joints (0.1, 9.0) do not count
+    pull, push = associative_embedding_loss(tags, visibility)
+    # person 0: mean 0.1, squared gaps 0.01 and 0.01 -> 0.01; person 1: mean 2, gaps 0 -> 0
+    assert pull == pytest.approx((0.01 + 0.0) / 2)
+    assert push == pytest.approx(np.exp(-(1.9**2) / 2))  # both ordered pairs, over N (N - 1) = 2
+    assert associative_embedding_loss(tags, visibility, sigma=2.0)[1] == pytest.approx(np.exp(-(1.9**2) / 8))
+    alone_pull, alone_push = associative_embedding_loss(tags[:1], visibility[:1])
+    assert alone_pull == pytest.approx(0.01) and alone_push == 0.0
+    # a person with no labelled joint is left out
+    with_empty = associative_embedding_loss(np.vstack([tags, [[5.0, 5.0, 5.0]]]), np.vstack([visibility, [[0, 0, 0]]]))
+    assert with_empty == pytest.approx((pull, push))
+
+
+def test_associative_embedding_loss_rejects_bad_input():
+    from course_lib.grouping import associative_embedding_loss
+
+    with pytest.raises(ValueError, match="visibility"):
+        associative_embedding_loss(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="sigma"):
+        associative_embedding_loss(np.zeros((2, 3)), np.ones((2, 3)), sigma=0)

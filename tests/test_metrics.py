@@ -412,3 +412,45 @@ def test_oks_nms_keeps_the_later_of_equal_scores_first_as_the_official_code():
     keep = oks_nms(poses[:2], np.array([0.8, 0.8]), np.full(2, 5000.0), threshold=0.9, keypoint_scores=np.ones((2, 17)),
                    keypoint_threshold=0.5)
     assert keep.tolist() == [1]
+
+
+def test_keypoint_error_classes_of_ronchi_and_perona():
+    from course_lib.keypoints import COCO_KEYPOINTS, COCO_SIGMAS
+    from course_lib.metrics import ERROR_CLASSES, error_class_shares, keypoint_error_classes
+
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(0, 200, (3, 17, 2))
+    gt[2] = gt[0] + [400.0, 0.0]  # person 2, far to the right of person 0
+    visibility = np.full((3, 17), 2)
+    visibility[1, 3] = 0
+    areas = np.full(3, 4000.0)
+    pred = gt.copy()
+    wrist, other_wrist = COCO_KEYPOINTS.index("left_wrist"), COCO_KEYPOINTS.index("right_wrist")
+    k = 2 * COCO_SIGMAS[wrist]
+
+    def offset(ks):  # the distance at which the keypoint similarity is ks
+        return np.sqrt(-2 * areas[0] * k**2 * np.log(ks))
+
+    pred[0, wrist] += [offset(0.9), 0.0]  # good (ks 0.9)
+    pred[1, wrist] += [offset(0.6), 0.0]  # jitter (ks 0.6)
+    pred[1, other_wrist] = gt[1, wrist]  # inversion: the right wrist on the left one
+    pred[1, 0] += [500.0, 0.0]  # miss: far from everything
+    codes = keypoint_error_classes(pred, gt, visibility, areas, image_ids=np.array([7, 8, 9]))
+    assert codes[0, wrist] == ERROR_CLASSES.index("good")
+    assert codes[1, wrist] == ERROR_CLASSES.index("jitter")
+    assert codes[1, other_wrist] == ERROR_CLASSES.index("inversion")
+    assert codes[1, 0] == ERROR_CLASSES.index("miss")
+    assert codes[1, 3] == -1
+    # person 0's left shoulder on person 2's: a swap when they share an image, else a miss
+    pred[0, 5] = gt[2, 5]
+    alone = keypoint_error_classes(pred, gt, visibility, areas)
+    together = keypoint_error_classes(pred, gt, visibility, areas, image_ids=np.array([7, 8, 7]))
+    assert alone[0, 5] == ERROR_CLASSES.index("miss")
+    assert together[0, 5] == ERROR_CLASSES.index("swap")
+    assert (np.delete(together, 5, axis=1) == np.delete(alone, 5, axis=1)).all()
+    shares = error_class_shares(codes)
+    assert sum(shares.values()) == pytest.approx(1.0) and shares["miss"] == pytest.approx(1 / 50)
+    with pytest.raises(ValueError, match="areas"):
+        keypoint_error_classes(pred, gt, visibility, np.array([1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="no labelled keypoint"):
+        error_class_shares(np.full((2, 3), -1))

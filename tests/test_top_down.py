@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, default_collate
 from course_lib.data import tensor_to_image
 from course_lib.geometry import box_to_center_scale, crop_to_image, flip_keypoints, warp_image
 from course_lib.heatmaps import HeatmapCodec, decode_argmax
-from course_lib.top_down import TopDownDataset
+from course_lib.top_down import HRNET_AUGMENTATION, SIMPLEBASELINE_AUGMENTATION, TopDownDataset
 
 
 def make_samples(count=6, num_joints=17, seed=0, head_box=True):
@@ -187,3 +187,35 @@ def test_prediction_decodes_with_the_data_sets_codec():
     dark = predict(Targets(), dataset, device="cpu").keypoints[0]
     np.testing.assert_allclose(dark, crop_to_image(points[0], item["center"].numpy(), item["scale"].numpy(), 0.0,
                                                    (64, 48)), atol=1e-4)
+
+
+@pytest.mark.parametrize("recipe, factors", [(SIMPLEBASELINE_AUGMENTATION, (0.30, 40.0)), (HRNET_AUGMENTATION, (0.35, 45.0))])
+def test_augmentation_draws_as_the_official_codes(recipe, factors):
+    """scale *= clip(N(1, sf), 1 - sf, 1 + sf); with probability 0.6 rotation = clip(N(0, rf), -2 rf, 2 rf), else 0."""
+    assert (recipe["scale_factor"], recipe["rotation_factor"]) == factors
+    sf, rf = factors
+    dataset = TopDownDataset(make_samples(1), input_size=(64, 48), heatmap_size=(16, 12), augment=True, **recipe)
+    box = dataset.samples[0]["box"]
+    _, base_scale = box_to_center_scale(box, 48 / 64, dataset.padding)
+    factors_drawn, angles = [], []
+    for epoch in range(3000):
+        dataset.set_epoch(epoch)
+        center, scale, rotation, _ = dataset.crop_parameters(0, box)
+        factors_drawn.append(scale / base_scale)
+        angles.append(rotation)
+    factors_drawn, angles = np.array(factors_drawn), np.array(angles)
+    np.testing.assert_allclose(factors_drawn[:, 0], factors_drawn[:, 1])  # one factor for both sides
+    zoom = factors_drawn[:, 0]
+    assert zoom.min() == pytest.approx(1 - sf) and zoom.max() == pytest.approx(1 + sf)  # clipped at 1 sigma
+    clipped = np.isclose(zoom, 1 - sf) | np.isclose(zoom, 1 + sf)
+    assert 0.27 < clipped.mean() < 0.37  # P(|z| > 1) = 0.317
+    rotated = angles != 0
+    assert 0.56 < rotated.mean() < 0.64  # rotated with probability 0.6
+    assert np.abs(angles).max() == pytest.approx(2 * rf)  # clipped at 2 sigma, so up to 2 rf degrees
+    assert 0.85 * rf < angles[rotated].std() < 1.02 * rf  # a standard deviation of rf, not a range
+
+
+def test_the_default_augmentation_is_hrnets():
+    dataset = TopDownDataset(make_samples(1))
+    assert (dataset.scale_factor, dataset.rotation_factor) == (HRNET_AUGMENTATION["scale_factor"],
+                                                               HRNET_AUGMENTATION["rotation_factor"])

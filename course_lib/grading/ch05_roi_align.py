@@ -1,4 +1,5 @@
-"""Checks for chapter 05, ROIPool vs ROIAlign: bilinear interpolation, ROIPool's bins, one ROIAlign bin.
+"""Checks for chapter 05, ROIPool vs ROIAlign: bilinear interpolation, ROIPool's bins, one ROIAlign bin, and
+the stretch exercise: one bin of aligned ROIAlign with adaptive sampling.
 
 Each exercise has a visible ``check_<exercise>(fn)`` (hand-worked cases) and a hidden
 ``hidden_<exercise>(fn)`` (random cases against :mod:`course_lib.ops`, which the student's
@@ -349,6 +350,62 @@ def hidden_roi_align_bin(fn) -> None:
     report_passed("roi_align_bin (hidden)")
 
 
+# =========================================================================== stretch: aligned, adaptive ROIAlign
+def reference_roi_align_bin_aligned(feature_map, box, output_size, i, j, spatial_scale=1.0) -> float:
+    """Bin ``(i, j)`` of :func:`course_lib.ops.roi_align` with ``aligned=True`` and adaptive sampling."""
+    features = torch.as_tensor(np.asarray(feature_map, dtype=np.float64))[None, None]  # (1, 1, H, W)
+    rois = torch.tensor([[0.0, *[float(v) for v in box]]], dtype=torch.float64)  # (1, 5)
+    return float(ops.roi_align(features, rois, tuple(output_size), spatial_scale, 0, aligned=True)[0, 0, i, j])
+
+
+def _aligned_mistakes(feature_map, box, output_size, i, j, spatial_scale) -> dict[str, float]:
+    features = torch.as_tensor(np.asarray(feature_map, dtype=np.float64))[None, None]
+    rois = torch.tensor([[0.0, *[float(v) for v in box]]], dtype=torch.float64)
+
+    def variant(sampling_ratio, aligned):
+        return float(ops.roi_align(features, rois, tuple(output_size), spatial_scale, sampling_ratio, aligned)[0, 0, i, j])
+
+    return {"aligned=True shifts the scaled box by half a cell: x1 = x1 * spatial_scale - 0.5 (and y1, x2, y2).":
+            variant(0, False),
+            "adaptive sampling: ceil(b_h) x ceil(b_w) points per bin, not a fixed 2 x 2.": variant(2, True)}
+
+
+def _check_aligned_once(fn, feature_map, box, output_size, i, j, scale, what) -> None:
+    result = call_student(fn, feature_map, np.asarray(box, dtype=float), tuple(output_size), i, j, scale,
+                          name="roi_align_bin_aligned")
+    check_close(float(result), reference_roi_align_bin_aligned(feature_map, box, output_size, i, j, scale), what,
+                mistakes=_aligned_mistakes(feature_map, box, output_size, i, j, scale))
+
+
+def check_roi_align_bin_aligned(fn) -> None:
+    """Visible check: a box of 2.6 x 5.4 cells in 2 x 2 bins of a 9 x 9 random map (3 x 2 samples per bin)."""
+    rng = np.random.default_rng(51)
+    feature_map = rng.integers(0, 10, (9, 9)).astype(float)
+    _check_aligned_once(fn, feature_map, (1.2, 2.1, 3.8, 7.5), (2, 2), 1, 0, 1.0,
+                        "roi_align_bin_aligned(F, (1.2, 2.1, 3.8, 7.5), (2, 2), i=1, j=0, spatial_scale=1)")
+    _check_aligned_once(fn, feature_map, (8.0, 4.0, 30.0, 28.0), (3, 3), 2, 2, 0.25,
+                        "roi_align_bin_aligned(F, (8, 4, 30, 28), (3, 3), i=2, j=2, spatial_scale=0.25)")
+    report_passed("roi_align_bin_aligned")
+
+
+def hidden_roi_align_bin_aligned(fn) -> None:
+    """Hidden check: random maps, boxes inside them, scales and bins against the reference."""
+    fn = forbid_reference(fn, *REFERENCES["roi_align_bin_aligned"])
+    rng = np.random.default_rng(505)
+    for _ in range(8):
+        height, width = (int(v) for v in rng.integers(6, 16, 2))
+        feature_map = rng.normal(0, 1, (height, width))
+        scale = float(rng.choice([1.0, 0.5, 0.25]))
+        x1, y1 = rng.uniform(1, [width / 2, height / 2])
+        x2, y2 = rng.uniform([x1 + 1, y1 + 1], [width - 1, height - 1])
+        box = tuple(v / scale for v in (x1, y1, x2, y2))
+        output_size = tuple(int(v) for v in rng.integers(1, 5, 2))
+        i, j = int(rng.integers(0, output_size[0])), int(rng.integers(0, output_size[1]))
+        _check_aligned_once(fn, feature_map, box, output_size, i, j, scale,
+                            f"roi_align_bin_aligned on a random {height}x{width} map, bin ({i}, {j}) of {output_size}")
+    report_passed("roi_align_bin_aligned (hidden)")
+
+
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
 REFERENCES = {
@@ -356,4 +413,6 @@ REFERENCES = {
     "roi_pool_bin_edges": (ops.roi_pool_bins, ops._roi_pool_bin_edges, ops.roi_pool, ops.roi_pool_loop),
     "roi_align_bin": (ops.roi_align, ops.roi_align_loop, ops.roi_align_sampling_points, ops._roi_align_geometry,
         ops._sampling_coordinates),
+    "roi_align_bin_aligned": (ops.roi_align, ops.roi_align_loop, ops.roi_align_sampling_points,
+        ops._roi_align_geometry, ops._sampling_coordinates),
 }

@@ -12,6 +12,7 @@ exercise                   the course's implementation
 ``heatmap_to_image``       :func:`course_lib.geometry.crop_to_image` (rotation 0, heatmap size)
 ``flip_back``              :func:`course_lib.heatmaps.flip_heatmaps`
 ``ohkm_loss``              :func:`course_lib.losses.ohkm_mse`
+``udp_heatmap_to_crop``    UDP's pixel-interval rule (stretch exercise; reference here)
 =========================  ==============================================================
 """
 
@@ -353,6 +354,54 @@ def hidden_ohkm_loss(fn) -> None:
     report_passed("ohkm_loss (hidden)")
 
 
+# =========================================================================== stretch: UDP's coordinates
+def reference_udp_heatmap_to_crop(points, input_size, heatmap_size) -> np.ndarray:
+    """UDP (Huang et al. 2020): sizes in pixel intervals, x = u (w - 1) / (W - 1), y = v (h - 1) / (H - 1)."""
+    (h, w), (hh, ww) = input_size, heatmap_size
+    points = np.asarray(points, dtype=float)
+    return points * np.array([(w - 1) / (ww - 1), (h - 1) / (hh - 1)])
+
+
+def _udp_mistakes(points, input_size, heatmap_size) -> dict:
+    (h, w), (hh, ww) = input_size, heatmap_size
+    points = np.asarray(points, dtype=float)
+    return {
+        "that is the MSRA convention x = u * w / W; UDP measures sizes in pixel intervals: (w - 1) / (W - 1).":
+            points * np.array([w / ww, h / hh]),
+        "sizes are (H, W): x goes with the widths w and W, y with the heights.":
+            points * np.array([(h - 1) / (hh - 1), (w - 1) / (ww - 1)]),
+    }
+
+
+def _check_udp(fn, points, input_size, heatmap_size, what) -> None:
+    result = call_student(fn, points, input_size, heatmap_size, name="udp_heatmap_to_crop")
+    check_type(result, np.ndarray, what)
+    check_shape(result, np.shape(points), what)
+    check_close(result, reference_udp_heatmap_to_crop(points, input_size, heatmap_size), what,
+                mistakes=_udp_mistakes(points, input_size, heatmap_size))
+
+
+def check_udp_heatmap_to_crop(fn) -> None:
+    """Visible check: the corners and centre of a 64 x 48 heatmap of a 256 x 192 crop."""
+    points = np.array([[0.0, 0.0], [47.0, 63.0], [23.5, 31.5]])
+    _check_udp(fn, points, (256, 192), (64, 48),
+               "udp_heatmap_to_crop([[0, 0], [47, 63], [23.5, 31.5]], (256, 192), (64, 48))")
+    report_passed("udp_heatmap_to_crop")
+
+
+def hidden_udp_heatmap_to_crop(fn) -> None:
+    """Hidden check: random points and sizes against the reference, and the mirror property."""
+    fn = forbid_reference(fn, *REFERENCES["udp_heatmap_to_crop"])
+    rng = np.random.default_rng(606)
+    for _ in range(5):
+        hh, ww = (int(v) for v in rng.integers(8, 80, 2))
+        stride = int(rng.choice([2, 4, 8]))
+        points = rng.uniform(0, [ww - 1, hh - 1], size=(int(rng.integers(1, 9)), 17, 2))
+        _check_udp(fn, points, (hh * stride, ww * stride), (hh, ww),
+                   f"udp_heatmap_to_crop on random points, ({hh * stride}, {ww * stride}) -> ({hh}, {ww})")
+    report_passed("udp_heatmap_to_crop (hidden)")
+
+
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
 REFERENCES = {
@@ -360,4 +409,5 @@ REFERENCES = {
     "heatmap_to_image": (geometry.crop_to_image, geometry.get_affine_transform, geometry.transform_points),
     "flip_back": (heatmaps.flip_heatmaps,),
     "ohkm_loss": (losses.ohkm_mse, losses.HeatmapLoss.__call__),
+    "udp_heatmap_to_crop": (reference_udp_heatmap_to_crop,),
 }

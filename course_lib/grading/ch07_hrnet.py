@@ -12,6 +12,7 @@ exercise                     the course's implementation
 ``basic_block_parameters``   :func:`course_lib.models.resnet.basic_block_parameters`
 ``fuse_into_branch``         :func:`course_lib.models.hrnet.fuse_into_branch`
 ``layer_macs``               :func:`course_lib.models.complexity.layer_macs`
+``paper_rule_gflops``        ``measure_complexity(...)["paper_gflops"]`` (stretch exercise)
 ===========================  ============================================================
 """
 
@@ -376,6 +377,49 @@ def hidden_layer_macs(fn) -> None:
     report_passed("layer_macs (hidden)")
 
 
+# -- stretch: the paper's GFLOPs of a whole model ----------------------------------------------------------------
+
+
+def reference_paper_rule_gflops(model: nn.Module, input_size: tuple[int, int]) -> float:
+    """The course's count (models.complexity.measure_complexity(...)["paper_gflops"])."""
+    return float(measure_complexity(model, input_size)["paper_gflops"])
+
+
+def _paper_rule_mistakes(model: nn.Module, input_size: tuple[int, int]) -> dict:
+    counts = measure_complexity(model, input_size)
+    return {
+        "the rule multiplies a transposed convolution's weights by its OUTPUT pixels (what the paper's table does), "
+        "not its input pixels; this is the true multiply-add count.": counts["macs"] / 1024**3,
+        "the paper's 'G' is 2^30, not 10^9.": counts["paper_gflops"] * 1024**3 / 1e9,
+    }
+
+
+def _check_paper_rule(fn, name: str, input_size: tuple[int, int], what: str, **overrides) -> None:
+    from course_lib import models
+
+    model = models.build(name, seed=0, **overrides).eval()
+    result = call_student(fn, model, input_size, name="paper_rule_gflops")
+    if not isinstance(result, (float, int, np.floating, np.integer)) or isinstance(result, bool):
+        raise CheckFailed(f"{what} should return a number (GFLOPs), got {type(result).__name__}")
+    check_close(float(result), reference_paper_rule_gflops(model, input_size), what, rtol=1e-6, atol=1e-9,
+                mistakes=_paper_rule_mistakes(model, input_size))
+
+
+def check_paper_rule_gflops(fn) -> None:
+    """Visible check: the tiny SimpleBaseline (its deconvolutions are where the rule differs) at 96 x 64."""
+    _check_paper_rule(fn, "simplebaseline_tiny", (96, 64), "paper_rule_gflops(simplebaseline_tiny, (96, 64))")
+    report_passed("paper_rule_gflops")
+
+
+def hidden_paper_rule_gflops(fn) -> None:
+    """Hidden check: other models and input sizes against the reference."""
+    fn = forbid_reference(fn, *REFERENCES["paper_rule_gflops"])
+    for name, size, overrides in (("hrnet_tiny", (128, 96), {}), ("simplebaseline_tiny", (64, 64), {"num_deconv_layers": 2}),
+                                  ("hourglass_tiny", (64, 64), {})):
+        _check_paper_rule(fn, name, size, f"paper_rule_gflops({name}, {size})", **overrides)
+    report_passed("paper_rule_gflops (hidden)")
+
+
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
 REFERENCES = {
@@ -383,4 +427,5 @@ REFERENCES = {
     "basic_block_parameters": (basic_block_parameters, count_parameters, conv3x3, make_layer),
     "fuse_into_branch": (fuse_into_branch, HighResolutionModule.forward),
     "layer_macs": (layer_macs, paper_gflops_rule, measure_complexity),
+    "paper_rule_gflops": (reference_paper_rule_gflops, paper_gflops_rule, measure_complexity, layer_macs),
 }

@@ -1,5 +1,5 @@
 """Checks for chapter 08 (evaluation): ``pck``, ``object_keypoint_similarity``, ``greedy_match``,
-``average_precision_101``.
+``average_precision_101``; the stretch exercise ``keypoint_error_classes``.
 
 For each exercise, ``check_<exercise>(fn)`` runs small hand-worked cases (the visible check)
 and ``hidden_<exercise>(fn)`` compares with the course's reference implementation in
@@ -336,6 +336,63 @@ __all__ = [
 ]
 
 
+# =========================================================================== stretch: error classes
+def reference_keypoint_error_classes(pred, gt, visibility, area, sigmas=COCO_SIGMAS) -> np.ndarray:
+    """The course's version for one person (metrics.keypoint_error_classes, no other people: no swaps)."""
+    return metrics.keypoint_error_classes(np.asarray(pred, float)[None], np.asarray(gt, float)[None],
+                                          np.asarray(visibility)[None], np.array([float(area)]), sigmas=sigmas)[0]
+
+
+def _error_class_mistakes(pred, gt, visibility, area, sigmas=COCO_SIGMAS) -> dict:
+    pred, gt = np.asarray(pred, float), np.asarray(gt, float)
+    labelled = np.asarray(visibility) > 0
+    ks = np.exp(-((pred - gt) ** 2).sum(-1) / (2 * area * (2 * sigmas) ** 2))
+    no_inversion = np.where(ks >= 0.85, 0, np.where(ks >= 0.5, 1, 4))
+    no_inversion[~labelled] = -1
+    with_sigma = np.exp(-((pred - gt) ** 2).sum(-1) / (2 * area * sigmas**2))
+    sigma_codes = np.where(with_sigma >= 0.85, 0, np.where(with_sigma >= 0.5, 1, 4))
+    sigma_codes[~labelled] = -1
+    return {"an error > 0.5 on the mirrored joint's truth is an INVERSION (2), not a miss.": no_inversion,
+            "OKS uses k = 2 sigma: exp(-d^2 / (2 s^2 (2 sigma)^2)).": sigma_codes}
+
+
+def _check_error_classes(fn, pred, gt, visibility, area, what) -> None:
+    result = call_student(fn, pred, gt, visibility, area, name="keypoint_error_classes")
+    check_type(result, np.ndarray, what)
+    check_shape(result, (len(gt),), what)
+    check_close(result.astype(float), reference_keypoint_error_classes(pred, gt, visibility, area).astype(float), what,
+                mistakes={hint: value.astype(float)
+                          for hint, value in _error_class_mistakes(pred, gt, visibility, area).items()})
+
+
+def _error_class_case(rng: np.random.Generator, area: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gt = rng.uniform(20, 180, (17, 2))
+    pred = gt + rng.normal(0, 1, (17, 2)) * np.sqrt(area) * 2 * COCO_SIGMAS[:, None] * rng.uniform(0.1, 2.0, (17, 1))
+    pred[[9, 10]] = gt[[10, 9]] + rng.normal(0, 0.5, (2, 2))  # the wrists inverted
+    visibility = rng.integers(0, 3, 17)
+    visibility[[9, 10]] = 2
+    return pred, gt, visibility
+
+
+def check_keypoint_error_classes(fn) -> None:
+    """Visible check: one person with a good, a jittered, an inverted, a missed and an unlabelled keypoint."""
+    pred, gt, visibility = _error_class_case(np.random.default_rng(81), 3000.0)
+    _check_error_classes(fn, pred, gt, visibility, 3000.0,
+                         "keypoint_error_classes(pred, gt, visibility, area=3000) on one person with inverted wrists")
+    report_passed("keypoint_error_classes")
+
+
+def hidden_keypoint_error_classes(fn) -> None:
+    """Hidden check: random people and areas against the reference."""
+    fn = forbid_reference(fn, *REFERENCES["keypoint_error_classes"])
+    rng = np.random.default_rng(808)
+    for _ in range(6):
+        area = float(rng.uniform(500, 20000))
+        pred, gt, visibility = _error_class_case(rng, area)
+        _check_error_classes(fn, pred, gt, visibility, area, f"keypoint_error_classes on a random person, area {area:.0f}")
+    report_passed("keypoint_error_classes (hidden)")
+
+
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
 REFERENCES = {
@@ -345,4 +402,5 @@ REFERENCES = {
     "greedy_match": (reference_greedy_match, metrics.greedy_match, _match_all_images),
     "average_precision_101": (reference_average_precision_101, metrics.average_precision,
         metrics.interpolated_precision, _read_at_recall_levels),
+    "keypoint_error_classes": (reference_keypoint_error_classes, metrics.keypoint_error_classes),
 }

@@ -1,5 +1,5 @@
 """Checks for chapter 09 (multi-person): ``crop_predictions_to_coco``, ``oks_nms``, ``rescore_poses``,
-``group_by_tags``.
+``group_by_tags``; the stretch exercise ``associative_embedding_loss``.
 
 For each exercise, ``check_<exercise>(fn)`` runs small hand-worked cases (the visible check)
 and ``hidden_<exercise>(fn)`` compares with the course's reference implementation
@@ -423,6 +423,70 @@ __all__ = [
 ]
 
 
+# =========================================================================== stretch: associative-embedding loss
+def reference_associative_embedding_loss(tags, visibility, sigma=1.0) -> tuple[float, float]:
+    """The course's version (grouping.associative_embedding_loss)."""
+    return grouping.associative_embedding_loss(tags, visibility, sigma)
+
+
+def _ae_mistakes(tags, visibility, sigma=1.0) -> dict:
+    tags, labelled = np.asarray(tags, float), np.asarray(visibility) > 0
+    keep = labelled.any(axis=1)
+    tags, labelled = tags[keep], labelled[keep]
+    means = (tags * labelled).sum(1) / labelled.sum(1)
+    squared = (tags - means[:, None]) ** 2 * labelled
+    pull = float((squared.sum(1) / labelled.sum(1)).mean())
+    n = len(means)
+
+    def push_with(gaps):
+        return float((gaps.sum() - np.trace(gaps)) / max(n * (n - 1), 1))
+
+    gaps = np.exp(-((means[:, None] - means[None, :]) ** 2) / (2 * sigma**2))
+    push = push_with(gaps)
+    everything = tags.mean(1)
+    return {
+        "the pull averages over each person's LABELLED joints, then over people (you summed over joints).":
+            np.array([squared.sum(1).mean(), push]),
+        "the push leaves out n = m (exp(0) = 1 for every person): divide the sum over n != m by N (N - 1).":
+            np.array([pull, gaps.sum() / n**2]),
+        "a person's reference tag is the mean over its labelled joints only.":
+            np.array([(((tags - everything[:, None]) ** 2 * labelled).sum(1) / labelled.sum(1)).mean(), push]),
+        "the push uses exp(-(h_n - h_m)^2 / (2 sigma^2)), with the 2 sigma^2.":
+            np.array([pull, push_with(np.exp(-((means[:, None] - means[None, :]) ** 2)))]),
+    }
+
+
+def _check_ae(fn, tags, visibility, sigma, what) -> None:
+    result = call_student(fn, tags, visibility, sigma, name="associative_embedding_loss")
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise CheckFailed(f"{what} should return a tuple (pull, push), got {type(result).__name__}")
+    check_close(np.array(result, dtype=float), np.array(reference_associative_embedding_loss(tags, visibility, sigma)),
+                what, mistakes=_ae_mistakes(tags, visibility, sigma))
+
+
+def check_associative_embedding_loss(fn) -> None:
+    """Visible check: two people worked by hand (answer pull 0.005, push exp(-1.9^2 / 2) = 0.164)."""
+    tags = np.array([[0.0, 0.2, 0.1], [2.0, 2.0, 9.0]])
+    visibility = np.array([[2, 2, 0], [1, 1, 0]])
+    _check_ae(fn, tags, visibility, 1.0, "associative_embedding_loss(tags=[[0, 0.2, 0.1], [2, 2, 9]], "
+              "visibility=[[2, 2, 0], [1, 1, 0]])")
+    report_passed("associative_embedding_loss")
+
+
+def hidden_associative_embedding_loss(fn) -> None:
+    """Hidden check: random people, tags and sigmas against the reference."""
+    fn = forbid_reference(fn, *REFERENCES["associative_embedding_loss"])
+    rng = np.random.default_rng(909)
+    for _ in range(6):
+        n, k = int(rng.integers(2, 7)), int(rng.integers(3, 18))
+        tags = rng.normal(0, 1, (n, k)) + 2.0 * np.arange(n)[:, None]
+        visibility = rng.integers(0, 3, (n, k))
+        visibility[:, 0] = 2  # every person has a labelled joint
+        sigma = float(rng.choice([0.5, 1.0, 2.0]))
+        _check_ae(fn, tags, visibility, sigma, f"associative_embedding_loss on {n} random people, sigma {sigma}")
+    report_passed("associative_embedding_loss (hidden)")
+
+
 # The course's own answer to each exercise: the hidden check fails a function that calls one of them,
 # and while a notebook is graded they are absent from its kernel (see course_lib.grading.edition).
 REFERENCES = {
@@ -432,4 +496,5 @@ REFERENCES = {
     "oks_nms": (reference_oks_nms, metrics.oks_nms, multi_person.pose_nms),
     "rescore_poses": (reference_rescore_poses, metrics.grmi_rescore, multi_person.pose_scores),
     "group_by_tags": (reference_group_by_tags, grouping.group_by_tags),
+    "associative_embedding_loss": (reference_associative_embedding_loss, grouping.associative_embedding_loss),
 }

@@ -9,6 +9,8 @@ module                 what it holds
 ``oks``                object keypoint similarity, OKS-NMS, keypoint-aware rescoring
 ``coco_eval``          COCO keypoint AP/AR, equal to pycocotools to the last bit; the
                        101-point interpolated AP of one ranked list; arrays <-> COCO dicts
+``error_classes``      Ronchi & Perona's error classes of each keypoint (good, jitter,
+                       inversion, swap, miss)
 ``compare``            the same predictions under every metric; rescaled people, one bad
                        joint (chapter 08: ``from course_lib.metrics import compare``)
 =====================  ==================================================================
@@ -34,6 +36,7 @@ from course_lib.metrics.coco_eval import (
     results_to_coco,
     summarize_coco_keypoints,
 )
+from course_lib.metrics.error_classes import ERROR_CLASSES, error_class_shares, keypoint_error_classes
 from course_lib.metrics.oks import grmi_rescore, object_keypoint_similarity, oks_matrix, oks_nms
 from course_lib.metrics.pck import (
     MPII_HEAD_SIZE_FACTOR,
@@ -52,6 +55,9 @@ from course_lib.metrics.pck import (
 from course_lib.metrics.pcp import LimbAccuracy, pcp, pcpm
 
 __all__ = [
+    "ERROR_CLASSES",
+    "error_class_shares",
+    "keypoint_error_classes",
     "MPII_HEAD_SIZE_FACTOR",
     "SUMMARY_KEYS",
     "KeypointAccuracy",

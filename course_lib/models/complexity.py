@@ -13,7 +13,7 @@ Three numbers describe the cost of a network, and they do not always agree:
   (``get_model_summary``) so that the chapter's table reproduces the paper.
 
 Wall-clock time is a fourth number, and the one a user feels: :func:`measure_latency`.
-The notes claim that HRNet has fewer GFLOPs than SimpleBaseline yet runs slower; the
+It is often said that HRNet has fewer GFLOPs than SimpleBaseline yet runs slower; the
 chapter measures it.  Two things to know first.  (1) "Fewer GFLOPs" holds for the paper's
 count (HRNet-W32 7.1 vs SimpleBaseline-R50 8.9 at 256x192) but not for the true
 multiply-adds (7.6 G vs 5.4 G): the paper's rule counts SimpleBaseline's deconvolutions

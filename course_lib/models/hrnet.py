@@ -32,8 +32,8 @@ Module names are the official ones (``conv1``, ``bn1``, ``conv2``, ``bn2``, ``la
 ``transition1..3``, ``stage2..4``, ``branches``, ``fuse_layers``, ``final_layer``) so that the
 figure in the notebook, the official code and this file read alike.
 
-A note on the lecture notes: they describe stage 4 with two exchange units; the paper
-(Table 1, "x3" modules in stage 4) and the official configs use three, as here.
+Simplified drawings sometimes show stage 4 with two exchange units; the paper (Table 1,
+"x3" modules in stage 4) and the official configs use three, as here.
 """
 
 from __future__ import annotations
