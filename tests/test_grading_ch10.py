@@ -34,8 +34,20 @@ def good_invert(matrix):
     return np.linalg.inv(full)[:2]
 
 
+def good_one_euro(signal, rate, min_cutoff=1.0, beta=0.0, d_cutoff=1.0):
+    """Written from Casiez et al.'s pseudo-code: tau = 1 / (2 pi f), alpha = 1 / (1 + tau / T_e), T_e = 1 / rate."""
+    x = np.asarray(signal, dtype=float)
+    out, dx = x.copy(), np.zeros(x.shape[1:])
+    for t in range(1, len(x)):
+        a_d = 1 / (1 + (1 / (2 * np.pi * d_cutoff)) * rate)
+        dx = a_d * (x[t] - out[t - 1]) / (1 / rate) + (1 - a_d) * dx
+        a = 1 / (1 + (1 / (2 * np.pi * (min_cutoff + beta * np.abs(dx)))) * rate)
+        out[t] = a * x[t] + (1 - a) * out[t - 1]
+    return out
+
+
 @pytest.mark.parametrize("exercise, good", [("box_to_center_scale", good_box), ("to_model_input", good_input),
-                                            ("invert_affine", good_invert)])
+                                            ("invert_affine", good_invert), ("one_euro_filter", good_one_euro)])
 def test_independent_solutions_pass_visible_and_hidden_checks(exercise, good, capsys):
     getattr(ch10, f"check_{exercise}")(good)
     getattr(ch10, f"hidden_{exercise}")(good)
@@ -52,9 +64,27 @@ def test_the_reference_implementations_pass_the_visible_checks():
     ("box_to_center_scale", lambda box, r, p=1.25: geometry.box_to_center_scale(np.asarray(box), r, p)),
     ("to_model_input", lambda crop, color="rgb": inference.crops_to_tensor(np.asarray(crop)[None], color)[0]),
     ("invert_affine", lambda m: ch10.reference_invert_affine(m)),
+    ("one_euro_filter", lambda *args: ch10.reference_one_euro_filter(*args)),
 ])
 def test_calling_the_course_implementation_fails_the_hidden_check(exercise, reference):
     assert_check_fails(getattr(ch10, f"hidden_{exercise}"), reference, "reference implementation")
+
+
+def test_one_euro_mistakes_get_their_hints():
+    def unsmoothed_speed(signal, rate, min_cutoff=1.0, beta=0.0, d_cutoff=1.0):
+        x = np.asarray(signal, dtype=float)
+        out = x.copy()
+        for t in range(1, len(x)):
+            a = 1 / (1 + rate / (2 * np.pi * (min_cutoff + beta * np.abs((x[t] - out[t - 1]) * rate))))
+            out[t] = a * x[t] + (1 - a) * out[t - 1]
+        return out
+
+    def fixed_cutoff(signal, rate, min_cutoff=1.0, beta=0.0, d_cutoff=1.0):
+        return good_one_euro(signal, rate, min_cutoff, 0.0, d_cutoff)
+
+    assert_check_fails(ch10.check_one_euro_filter, unsmoothed_speed, "speed that sets the cutoff is itself smoothed")
+    assert_check_fails(ch10.check_one_euro_filter, fixed_cutoff, "the cutoff adapts to the speed")
+    assert_check_fails(ch10.check_one_euro_filter, lambda s, *a: np.asarray(s, float), "one_euro_filter")
 
 
 def test_stubs_say_they_are_not_written():
@@ -123,4 +153,6 @@ def test_the_solved_notebook_gets_full_marks_without_its_experiments(tmp_path):
     path.write_text(notebook_text(solved_version(read_source(source))))
     result = grade_notebook(path, SourceNotebook.load(source), student="solved", sandbox=SANDBOX, timeout_notebook=600)
     assert result.points == result.max_points == 6 and not result.flagged, [
+        (g.exercise, g.message) for g in result.exercises]
+    assert result.bonus_points == result.max_bonus_points == 2, [
         (g.exercise, g.message) for g in result.exercises]

@@ -1,5 +1,5 @@
 """Checks for chapter 10 (from synthetic people to real ones): ``box_to_center_scale``, ``to_model_input``,
-``invert_affine``.
+``invert_affine``, and the stretch exercise ``one_euro_filter``.
 
 For each exercise, ``check_<exercise>(fn)`` runs small hand-worked cases (the visible check)
 and ``hidden_<exercise>(fn)`` compares with the course's reference implementation on random
@@ -185,8 +185,89 @@ def hidden_invert_affine(fn) -> None:
     report_passed("invert_affine (hidden)")
 
 
+def reference_one_euro_filter(signal, rate, min_cutoff=1.0, beta=0.0, d_cutoff=1.0) -> np.ndarray:
+    """The One Euro filter (Casiez, Roussel & Vogel, CHI 2012) along axis 0 of ``signal`` (T, ...).
+
+        alpha(f) = 1 / (1 + rate / (2 pi f))
+        d_t = alpha(d_cutoff) (x_t - s_{t-1}) rate + (1 - alpha(d_cutoff)) d_{t-1},   d_0 = 0
+        s_t = alpha(f_t) x_t + (1 - alpha(f_t)) s_{t-1},   f_t = min_cutoff + beta |d_t|,   s_0 = x_0
+    """
+    return _one_euro_variant(signal, rate, min_cutoff, beta, d_cutoff)
+
+
+def _alpha(cutoff, rate):
+    return 1.0 / (1.0 + rate / (2 * np.pi * cutoff))
+
+
+def _smooth_step(x, previous, speed, rate, min_cutoff, beta, d_cutoff, *, smooth_speed=True, adaptive=True,
+                 alpha=_alpha):
+    """One step of the filter (and the variants a slip produces): -> (s_t, d_t)."""
+    raw_speed = (x - previous) * rate
+    speed = alpha(d_cutoff, rate) * raw_speed + (1 - alpha(d_cutoff, rate)) * speed if smooth_speed else raw_speed
+    cutoff = min_cutoff + beta * np.abs(speed) if adaptive else np.full_like(x, min_cutoff)
+    a = alpha(cutoff, rate)
+    return a * x + (1 - a) * previous, speed
+
+
+def _one_euro_variant(signal, rate, min_cutoff, beta, d_cutoff, **slip) -> np.ndarray:
+    signal = np.asarray(signal, dtype=float)
+    smoothed, speed = np.empty_like(signal), np.zeros_like(signal[0])
+    smoothed[0] = signal[0]
+    for t in range(1, len(signal)):
+        smoothed[t], speed = _smooth_step(signal[t], smoothed[t - 1], speed, rate, min_cutoff, beta, d_cutoff, **slip)
+    return smoothed
+
+
+def _one_euro_mistakes(signal, rate, min_cutoff, beta, d_cutoff) -> dict:
+    args = (signal, rate, min_cutoff, beta, d_cutoff)
+    return {
+        "the speed that sets the cutoff is itself smoothed, with alpha(d_cutoff): d_t = alpha (x_t - s_{t-1}) rate "
+        "+ (1 - alpha) d_{t-1}": _one_euro_variant(*args, smooth_speed=False),
+        "the cutoff adapts to the speed: f_t = min_cutoff + beta |d_t| (with beta > 0 it is not constant)":
+            _one_euro_variant(*args, adaptive=False),
+        "alpha(f) = 1 / (1 + tau / T_e) with tau = 1 / (2 pi f) and T_e = 1 / rate, i.e. 1 / (1 + rate / (2 pi f))":
+            _one_euro_variant(*args, alpha=lambda f, r: 1.0 / (1.0 + 2 * np.pi * f / r)),
+    }
+
+
+def _check_one_euro_case(fn, signal, rate, min_cutoff, beta, d_cutoff, what) -> None:
+    result = call_student(fn, signal, rate, min_cutoff, beta, d_cutoff, name="one_euro_filter")
+    check_type(result, np.ndarray, what)
+    check_shape(result, np.shape(signal), what)
+    check_close(result, reference_one_euro_filter(signal, rate, min_cutoff, beta, d_cutoff), what,
+                mistakes=_one_euro_mistakes(signal, rate, min_cutoff, beta, d_cutoff))
+
+
+def check_one_euro_filter(fn) -> None:
+    """Visible check: a constant signal stays put; a step, worked by hand for two frames; a jittered track."""
+    constant = np.full((5, 2), 7.0)
+    _check_one_euro_case(fn, constant, 30.0, 1.0, 0.0, 1.0, "one_euro_filter of a constant signal")
+    step = np.array([[0.0], [1.0], [1.0]])  # beta 0: alpha = 1 / (1 + 30 / (2 pi)) = 0.1732 every frame
+    _check_one_euro_case(fn, step, 30.0, 1.0, 0.0, 1.0, "one_euro_filter of the step [0, 1, 1] at 30 Hz, beta 0")
+    rng = np.random.default_rng(10)
+    track = np.cumsum(rng.normal(0, 1, (20, 3, 2)), axis=0) + rng.normal(0, 2, (20, 3, 2))  # (T, K, 2)
+    _check_one_euro_case(fn, track, 30.0, 1.0, 0.05, 1.0, "one_euro_filter of a jittered (20, 3, 2) track, beta 0.05")
+    report_passed("one_euro_filter")
+
+
+def hidden_one_euro_filter(fn) -> None:
+    """Hidden check: random tracks, rates, cutoffs and betas against the reference."""
+    fn = forbid_reference(fn, *REFERENCES["one_euro_filter"])
+    rng = np.random.default_rng(1010)
+    for _ in range(6):
+        steps, joints = int(rng.integers(2, 40)), int(rng.integers(1, 18))
+        track = np.cumsum(rng.normal(0, 3, (steps, joints, 2)), axis=0) + rng.normal(0, 1, (steps, joints, 2))
+        rate, min_cutoff = float(rng.choice([15.0, 25.0, 30.0, 60.0])), float(rng.uniform(0.2, 3))
+        beta, d_cutoff = float(rng.uniform(0, 0.5)), float(rng.uniform(0.5, 2))
+        _check_one_euro_case(fn, track, rate, min_cutoff, beta, d_cutoff,
+                             f"one_euro_filter of a random ({steps}, {joints}, 2) track at {rate:g} Hz, "
+                             f"min_cutoff {min_cutoff:.2f}, beta {beta:.2f}, d_cutoff {d_cutoff:.2f}")
+    report_passed("one_euro_filter (hidden)")
+
+
 REFERENCES = {
     "box_to_center_scale": (reference_box_to_center_scale, geometry.box_to_center_scale, inference.crop_people),
     "to_model_input": (reference_to_model_input, inference.crops_to_tensor, data.image_to_tensor),
     "invert_affine": (reference_invert_affine, geometry.crop_to_image),
+    "one_euro_filter": (reference_one_euro_filter, _one_euro_variant, _smooth_step),
 }
