@@ -74,12 +74,15 @@ def epoch_loader(
     )
 
 
-def learning_rate(base: float, progress: float, schedule: str, warmup: float = 0.0) -> float:
+def learning_rate(base: float, progress: float, schedule: str, warmup: float = 0.0,
+                  milestones: tuple[float, ...] = (2 / 3, 8 / 9), factor: float = 0.1) -> float:
     """Learning rate at ``progress`` in [0, 1] of the run.
 
     * ``"cosine"``: ``lr = base (1 + cos(pi p)) / 2`` (Loshchilov & Hutter 2017);
-    * ``"step"``: ``base``, then x0.1 at 2/3 and x0.01 at 8/9 of the run (the official
-      SimpleBaseline/HRNet schedule: epochs 170 and 200 of 210);
+    * ``"step"``: ``lr = base * factor ** (number of milestones <= p)``, by default x0.1 at
+      2/3 and x0.01 at 8/9 of the run.  The official recipes place the milestones at
+      epochs 170 and 200 of 210 (HRNet) or 90 and 120 of 140 (SimpleBaseline): pass
+      ``milestones=(170 / 210, 200 / 210)`` (see :mod:`course_lib.recipes`);
     * ``"constant"``.
 
     A linear warm-up over the first ``warmup`` fraction multiplies any of them.
@@ -88,7 +91,7 @@ def learning_rate(base: float, progress: float, schedule: str, warmup: float = 0
     if schedule == "cosine":
         lr = base * 0.5 * (1.0 + math.cos(math.pi * p))
     elif schedule == "step":
-        lr = base * (0.01 if p >= 8 / 9 else 0.1 if p >= 2 / 3 else 1.0)
+        lr = base * factor ** sum(p >= m for m in milestones)
     else:
         lr = base
     if warmup > 0 and p < warmup:

@@ -55,7 +55,16 @@ class TopDownDataset(torch.utils.data.Dataset):
 
     Randomness comes from ``np.random.default_rng([seed, epoch, index])``: an item is the
     same whatever the DataLoader's worker count; call :meth:`set_epoch` each epoch for new
-    draws.  Half-body augmentation is not included.
+    draws.
+
+    Half-body augmentation (HRNet's ``half_body_transform``, off by default): with
+    probability ``half_body_prob``, when more than ``half_body_min_joints`` joints are
+    labelled, the crop is cut around the labelled joints of the upper body (``upper_body``,
+    chosen when ``z'' < 0.5`` for a standard normal ``z''``, as the official code draws it,
+    and when it holds more than 2 joints) or else the lower body: centre = their mean, size =
+    their bounding box widened to the aspect ratio, times 1.5.  It comes before the scale
+    and rotation draws and uses a random stream of its own, ``[seed, epoch, index, 1]``, so
+    switching it on leaves every other draw unchanged.
 
     Visibility after augmentation: a labelled joint that the crop cuts off (outside
     ``-0.5 <= x <= W - 0.5``, same for y) becomes ``v = 0`` in this crop, hence weight 0;
@@ -106,6 +115,9 @@ class TopDownDataset(torch.utils.data.Dataset):
         unbiased: bool = False,
         flip_pairs: Sequence[tuple[int, int]] = COCO_FLIP_PAIRS,
         seed: int = 0,
+        half_body_prob: float = 0.0,
+        half_body_min_joints: int = 8,
+        upper_body: Sequence[int] = tuple(range(11)),
     ) -> None:
         if not (hasattr(samples, "__len__") and hasattr(samples, "__getitem__")):
             raise TypeError(f"samples must be a sequence of dicts, got {type(samples).__name__}")
@@ -122,6 +134,11 @@ class TopDownDataset(torch.utils.data.Dataset):
         self.padding = check_positive(padding, "padding")
         self.flip_pairs = tuple(tuple(pair) for pair in flip_pairs)
         self.seed = check_integer(seed, "seed", minimum=0)
+        self.half_body_prob = check_positive(half_body_prob, "half_body_prob", allow_zero=True)
+        if self.half_body_prob > 1:
+            raise ValueError(f"half_body_prob must be in [0, 1], got {half_body_prob!r}")
+        self.half_body_min_joints = check_integer(half_body_min_joints, "half_body_min_joints", minimum=0)
+        self.upper_body = tuple(int(i) for i in upper_body)
         self.epoch = 0
 
     @property
@@ -151,12 +168,18 @@ class TopDownDataset(torch.utils.data.Dataset):
         """Choose the augmentation draws of this epoch (items depend on seed, epoch, index)."""
         self.epoch = check_integer(epoch, "epoch", minimum=0)
 
-    def crop_parameters(self, index: int, box: Array) -> tuple[np.ndarray, np.ndarray, float, bool]:
-        """``center, scale, rotation, flipped`` of item ``index`` (with this epoch's augmentation)."""
+    def crop_parameters(self, index: int, box: Array, keypoints: Array | None = None,
+                        visibility: Array | None = None) -> tuple[np.ndarray, np.ndarray, float, bool]:
+        """``center, scale, rotation, flipped`` of item ``index`` (with this epoch's augmentation).
+
+        ``keypoints`` and ``visibility`` are needed for half-body augmentation only.
+        """
         input_height, input_width = self.input_size
         center, scale = box_to_center_scale(box, input_width / input_height, self.padding)
         if not self.augment:
             return center, scale, 0.0, False
+        if self.half_body_prob > 0 and keypoints is not None and visibility is not None:
+            center, scale = self._half_body(index, center, scale, np.asarray(keypoints), np.asarray(visibility))
         rng = np.random.default_rng([self.seed, self.epoch, index % len(self)])
         sf, rf = self.scale_factor, self.rotation_factor
         scale = scale * np.clip(rng.normal() * sf + 1, 1 - sf, 1 + sf)
@@ -165,11 +188,30 @@ class TopDownDataset(torch.utils.data.Dataset):
         flipped = bool(rng.random() < self.flip_prob)
         return center, scale, rotation, flipped
 
+    def _half_body(self, index: int, center: np.ndarray, scale: np.ndarray, keypoints: np.ndarray,
+                   visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The official half-body crop (see the class docstring), or ``center, scale`` unchanged."""
+        rng = np.random.default_rng([self.seed, self.epoch, index % len(self), 1])
+        labelled = visibility > 0
+        if not (labelled.sum() > self.half_body_min_joints and rng.random() < self.half_body_prob):
+            return center, scale
+        upper = [j for j in np.flatnonzero(labelled) if j in self.upper_body]
+        lower = [j for j in np.flatnonzero(labelled) if j not in self.upper_body]
+        chosen = upper if rng.normal() < 0.5 and len(upper) > 2 else (lower if len(lower) > 2 else upper)
+        if len(chosen) < 2:
+            return center, scale
+        points = keypoints[chosen]  # (k, 2)
+        low, high = points.min(axis=0), points.max(axis=0)
+        width, height = high - low
+        aspect = self.input_size[1] / self.input_size[0]
+        width, height = max(width, height * aspect), max(height, width / aspect)
+        return points.mean(axis=0), np.array([width, height]) * 1.5
+
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         image, keypoints, visibility, box = self._check_sample(sample, index)
         input_height, input_width = self.input_size
-        center, scale, rotation, flipped = self.crop_parameters(index, box)
+        center, scale, rotation, flipped = self.crop_parameters(index, box, keypoints, visibility)
 
         crop = warp_image(image, center, scale, rotation, self.input_size)
         crop_keypoints = image_to_crop(keypoints, center, scale, rotation, self.input_size)
