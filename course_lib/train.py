@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = recipes.get(args.recipe) if args.recipe is not None else None
     args.model = args.model or (recipe.model if recipe is not None else None)
     if args.model not in models.list_models():
-        parser.error(f"--model (or --recipe) must name one of {', '.join(models.list_models())}, got {args.model!r}")
+        parser.error(f"--model must be one of {', '.join(models.list_models())}, got {args.model!r} (or give --recipe)")
     for split in ("train", "val"):
         if not (_split(args.data, split) / "annotations.json").is_file():
             parser.error(f"--data {args.data} has no {split}/annotations.json nor {split}2017/annotations.json "
