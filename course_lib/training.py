@@ -151,7 +151,8 @@ class History:
     """What :func:`fit` measured: the loss per step, the learning rate, validation metrics.
 
     ``terms`` holds each named loss term per step (e.g. ``stage1``, ``stage2``).
-    ``val`` holds one dict of metrics per validation (at the steps ``val_steps``).
+    ``val`` holds one dict of metrics per validation (at the steps ``val_steps``, after
+    ``val_seconds`` seconds of training).
     """
 
     steps: list[int] = field(default_factory=list)
@@ -160,6 +161,7 @@ class History:
     terms: dict[str, list[float]] = field(default_factory=dict)
     val_steps: list[int] = field(default_factory=list)
     val: list[dict[str, float]] = field(default_factory=list)
+    val_seconds: list[float] = field(default_factory=list)
     seconds: float = 0.0
     images: int = 0
     device: str = "cpu"
@@ -185,9 +187,10 @@ class History:
         self.images += images
 
     def record_validation(self, step: int, scores: dict[str, float]) -> None:
-        """Add the validation metrics measured after ``step``."""
+        """Add the validation metrics measured after ``step`` (and after the training time so far)."""
         self.val_steps.append(step)
         self.val.append(scores)
+        self.val_seconds.append(self.seconds)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"images_per_second": self.images_per_second}
@@ -304,6 +307,61 @@ def run_batches(
         epoch, used = epoch + 1, 0
 
 
+class Prefetch:
+    """Iterate over ``(position, batch)`` pairs one batch ahead, in a background thread.
+
+    While the model trains on batch ``b`` (PyTorch's kernels release Python's lock), the
+    thread reads batch ``b + 1`` (and applies ``transform`` to it, e.g. the batched
+    augmentation on the CPU), so the step rarely waits for data.  The order of batches
+    and every random draw are those of the wrapped iterator: it alone decides them.
+    :meth:`close` stops the thread and closes the iterator.
+    """
+
+    def __init__(self, batches: Iterator[tuple[Position, dict]], transform: Callable[[dict], dict] | None = None,
+                 depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self.batches, self.transform = batches, transform
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._fill, daemon=True)
+        self.thread.start()
+
+    def _fill(self) -> None:
+        try:
+            for position, batch in self.batches:
+                item = (position, self.transform(batch) if self.transform is not None else batch)
+                while not self.stop.is_set():
+                    try:
+                        self.queue.put(item, timeout=0.05)
+                        break
+                    except Exception:  # queue.Full: the step is slower than the data; wait
+                        continue
+                if self.stop.is_set():
+                    return
+        except BaseException as error:  # handed to the training loop, which raises it
+            self.queue.put(("error", error))
+
+    def __iter__(self) -> "Prefetch":
+        return self
+
+    def __next__(self) -> tuple[Position, dict]:
+        position, batch = self.queue.get()
+        if isinstance(position, str) and position == "error":
+            raise batch
+        return position, batch
+
+    def close(self) -> None:
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get(timeout=0.05)
+            except Exception:  # queue.Empty
+                pass
+        self.batches.close()  # ends the open epoch's loader (and its worker processes)
+
+
 def fit(
     model: nn.Module,
     train_data: torch.utils.data.Dataset,
@@ -380,9 +438,7 @@ def fit(
     eval_every, schedule_of = eval_every or max(1, steps // 5), (schedule, warmup, tuple(lr_milestones))
     clock, bar = _Clock(history.seconds), _progress_bar(steps, position.step, progress and rank == 0)
     pipeline = _pipeline(train_data, device, augment_on_device, channels_last)
-    batches = run_batches(train_data if pipeline is None else pipeline.raw, batch_size, seed, position,
-                          num_workers=workers, pin_memory=device.type == "cuda", rank=rank, world_size=world,
-                          collate_fn=None if pipeline is None else pipeline.collate)
+    batches = _prefetched_batches(train_data, pipeline, batch_size, seed, position, workers, device, rank, world)
     network.train()
     try:
         while position.step < steps:
@@ -392,19 +448,19 @@ def fit(
                 break
             current_lr = _set_learning_rate(optimizer, lr, schedule_of, position.step / steps, seconds, max_seconds)
             position, batch = next(batches)
-            batch = move_batch(batch, device, channels_last) if pipeline is None else pipeline(batch)
+            batch = _on_device(batch, pipeline, device, channels_last)
             values = train_step(network, batch, loss, optimizer, scaler=scaler, amp_dtype=amp_dtype,
                                 grad_clip=grad_clip, step=position.step)
             history.record_step(position.step, values, current_lr, batch_size * world)
+            history.seconds = clock.seconds()
             if validate is not None and (position.step % eval_every == 0 or position.step == steps):
                 with clock.paused():
                     history.record_validation(position.step, validate(model))
             _show(bar, history, eval_metric)
-            history.seconds = clock.seconds()
             if checkpoint is not None and checkpoint_every and position.step % checkpoint_every == 0 < steps - position.step:
                 _save(checkpoint, rank, world, model, optimizer, scaler, position, history)
     finally:
-        batches.close()  # ends the open epoch's loader (and its worker processes)
+        batches.close()  # stops the reading thread and the open epoch's loader
         if bar is not None:
             bar.close()
     history.seconds = clock.seconds()
@@ -573,6 +629,42 @@ def _show(bar, history: History, eval_metric: str) -> None:
     bar.update(1)
 
 
+def _prefetched_batches(train_data, pipeline, batch_size: int, seed: int, position: Position, workers: int,
+                        device: torch.device, rank: int, world: int) -> Prefetch:
+    """:func:`run_batches` read one batch ahead; raw items and the batched augmentation (in the thread on the CPU)."""
+    batches = run_batches(train_data if pipeline is None else pipeline.raw, batch_size, seed, position,
+                          num_workers=workers, pin_memory=device.type == "cuda", rank=rank, world_size=world,
+                          collate_fn=None if pipeline is None else pipeline.collate)
+    return Prefetch(batches, pipeline if pipeline is not None and device.type == "cpu" else None)
+
+
+def _on_device(batch: dict, pipeline, device: torch.device, channels_last: bool) -> dict:
+    """The batch on the device, augmented there by ``pipeline`` unless the reading thread already did (CPU)."""
+    if pipeline is None:
+        return move_batch(batch, device, channels_last)
+    return pipeline(batch) if device.type != "cpu" else batch
+
+
+def augments_on_device(device: torch.device) -> bool:
+    """Whether :func:`fit` cuts the crops batch by batch on the device by default (``augment_on_device=None``).
+
+    Measured with bench/bench_training.py: on CUDA the batched warp takes the work off the
+    loader's CPU cores (a 16-core server cuts about 10,000 crops per second item by item);
+    on the CPU too, one ``grid_sample`` over the batch costs less than a Python loop of
+    OpenCV calls and per-item targets.
+    """
+    return device.type in ("cuda", "cpu")
+
+
 def _pipeline(train_data, device: torch.device, augment_on_device: bool | None, channels_last: bool):
     """The batched device augmentation for ``train_data``, or None to augment item by item in the loader."""
-    return None
+    from course_lib.batched_augment import BatchedAugmentation
+    from course_lib.top_down import TopDownDataset
+
+    batched = isinstance(train_data, TopDownDataset)
+    if augment_on_device and not batched:
+        raise ValueError("augment_on_device=True needs a TopDownDataset as train_data, "
+                         f"got {type(train_data).__name__}")
+    if not batched or augment_on_device is False or (augment_on_device is None and not augments_on_device(device)):
+        return None
+    return BatchedAugmentation(train_data, device, channels_last)
