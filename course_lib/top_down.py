@@ -32,6 +32,7 @@ from course_lib.keypoints import COCO_FLIP_PAIRS
 from course_lib.validation import check_array, check_integer, check_positive
 
 Array = Any  # np.ndarray or torch.Tensor
+CACHE_LIMIT = 20_000  # people whose images top_down_data keeps decoded in memory by default
 
 
 class TopDownDataset(torch.utils.data.Dataset):
@@ -298,12 +299,16 @@ def top_down_data(
     flip_prob: float = 0.0,
     limit: int | None = None,
     seed: int = 0,
+    cache_images: bool | None = None,
     **options: Any,
 ) -> TopDownDataset:
     """A :class:`TopDownDataset` over the COCO-format folder ``split_dir``.
 
     ``heatmap_size`` defaults to input / 4 (regression models ignore the heatmaps).
-    ``limit`` keeps the first items only (fast experiments).  Images are cached in memory.
+    ``limit`` keeps the first items only (fast experiments).  Decoded images are kept in
+    memory (``cache_images``) by default for up to ``CACHE_LIMIT`` people, e.g. the synthetic
+    sets; a larger split (COCO train2017: about 150,000 people) is read from disk each time,
+    in the loader's worker processes.
     ``options`` go to ``TopDownDataset`` (``scale_factor``, ``rotation_factor``...).
 
     Flips are off by default (``flip_prob=0``): the synthetic people wear a left/right tint,
@@ -317,7 +322,8 @@ def top_down_data(
         raise FileNotFoundError(
             f"{annotations} does not exist: run `make data` (or course_lib.data.ensure_default_data())"
         )
-    people = CocoKeypoints(annotations, cache_images=True)
+    people = CocoKeypoints(annotations, cache_images=False)
+    people.cache_images = len(people) <= CACHE_LIMIT if cache_images is None else bool(cache_images)
     samples = people if limit is None else torch.utils.data.Subset(people, range(min(int(limit), len(people))))
     heatmap_size = heatmap_size or (input_size[0] // 4, input_size[1] // 4)
     return TopDownDataset(samples, input_size=input_size, heatmap_size=heatmap_size, sigma=sigma,

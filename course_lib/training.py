@@ -661,7 +661,8 @@ def _pipeline(train_data, device: torch.device, augment_on_device: bool | None, 
     from course_lib.batched_augment import BatchedAugmentation
     from course_lib.top_down import TopDownDataset
 
-    batched = isinstance(train_data, TopDownDataset)
+    # a subclass that reads its items its own way keeps the per-item path
+    batched = isinstance(train_data, TopDownDataset) and type(train_data).__getitem__ is TopDownDataset.__getitem__
     if augment_on_device and not batched:
         raise ValueError("augment_on_device=True needs a TopDownDataset as train_data, "
                          f"got {type(train_data).__name__}")
