@@ -70,10 +70,14 @@ def move_batch(batch: dict, device: torch.device, channels_last: bool = False) -
 
 
 def default_workers(device: torch.device) -> int:
-    """Loader worker processes: none on the CPU (they would take cores from the model), several on a GPU."""
+    """Loader worker processes: none on the CPU (they would take cores from the model), several on a GPU.
+
+    Under ``torchrun`` the machine's cores are shared by its ``LOCAL_WORLD_SIZE`` processes.
+    """
     if device.type == "cpu":
         return 0
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    cores = (os.cpu_count() or 2) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(8, cores - 1))
 
 
 # ============================================================================ distributed runs

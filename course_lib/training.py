@@ -457,7 +457,8 @@ def fit(
                 with clock.paused():
                     history.record_validation(position.step, validate(model))
             _show(bar, history, eval_metric)
-            if checkpoint is not None and checkpoint_every and position.step % checkpoint_every == 0 < steps - position.step:
+            due = checkpoint_every and position.step % checkpoint_every == 0 and position.step < steps
+            if checkpoint is not None and due:
                 _save(checkpoint, rank, world, model, optimizer, scaler, position, history)
     finally:
         batches.close()  # stops the reading thread and the open epoch's loader

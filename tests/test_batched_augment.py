@@ -56,3 +56,56 @@ def test_the_comparison_can_fail():
 def test_raw_items_need_a_top_down_dataset():
     with pytest.raises(TypeError, match="TopDownDataset"):
         RawItems([{"image": np.zeros((4, 4, 3), np.uint8)}])
+
+
+def test_fit_picks_the_batched_path_for_a_plain_top_down_dataset_only():
+    from course_lib import training
+
+    data = TopDownDataset(people(4), (64, 48), (16, 12), augment=True)
+    cpu = torch.device("cpu")
+    assert isinstance(training._pipeline(data, cpu, None, False), BatchedAugmentation)
+    assert training._pipeline(data, cpu, False, False) is None
+
+    class OwnItems(TopDownDataset):
+        def __getitem__(self, index):
+            return super().__getitem__(index)
+
+    assert training._pipeline(OwnItems(people(4), (64, 48), (16, 12)), cpu, None, False) is None
+    with pytest.raises(ValueError, match="augment_on_device"):
+        training._pipeline(torch.utils.data.TensorDataset(torch.zeros(4)), cpu, True, False)
+
+
+def test_fit_trains_alike_on_both_paths():
+    from torch import nn
+
+    from course_lib import training
+
+    def run(on_device, seed=0):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 17, 3, padding=1), nn.AvgPool2d(4))
+        data = TopDownDataset(people(8), (64, 48), (16, 12), augment=True, flip_prob=0.5, seed=seed)
+        loss = lambda out, batch: ((out - batch["heatmaps"]) ** 2).mean() + out.abs().mean()  # noqa: E731
+        history = training.fit(model, data, None, loss, 6, batch_size=4, lr=1e-2, device="cpu", progress=False,
+                               augment_on_device=on_device)
+        return model.state_dict(), history.loss
+
+    (batched, batched_loss), (per_item, per_item_loss) = run(True), run(False)
+    assert batched_loss == pytest.approx(per_item_loss, rel=1e-4)
+    for name in batched:
+        torch.testing.assert_close(batched[name], per_item[name], atol=1e-4, rtol=1e-3)
+    assert run(True, seed=1)[1] != pytest.approx(per_item_loss, rel=1e-4)  # other draws, other losses
+
+
+def test_prefetch_hands_errors_to_the_training_loop_and_stops_on_close():
+    from course_lib.training import Position, Prefetch
+
+    def batches():
+        yield Position(1, 0, 1), {"x": 1}
+        raise KeyError("samples[3] lacks the keys ['box']")
+
+    reader = Prefetch(batches())
+    assert next(reader)[1] == {"x": 1}
+    with pytest.raises(KeyError, match="lacks the keys"):
+        next(reader)
+    reader.close()
+    assert not reader.thread.is_alive()
