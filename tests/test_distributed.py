@@ -144,3 +144,20 @@ def test_sync_bn_converts_every_batchnorm():
     before = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     training._prepare(model, torch.device("cpu"), False, False, 0, 0, sync_bn=True)
     assert before > 0 and sum(isinstance(m, nn.SyncBatchNorm) for m in model.modules()) == before
+
+
+def test_epochs_count_steps_at_the_global_batch(small_data):
+    import argparse
+
+    from course_lib import recipes, train
+
+    args = argparse.Namespace(model="hrnet_tiny", data=small_data, batch_size=2, lr=None, seed=0, steps=None,
+                              epochs=1.0)
+    recipe = recipes.get("hrnet_w32_coco_256x192")
+    model, train_data, val_data, options = train._prepare_run(args, recipe, world=2)
+    assert options["steps"] == len(train_data) // 4 and options["batch_size"] == 2
+    assert options["lr_milestones"] == pytest.approx((170 / 210, 200 / 210)) and options["weight_decay"] == 0.0
+    assert (train_data.scale_factor, train_data.rotation_factor, train_data.half_body_prob) == (0.35, 45.0, 0.3)
+    assert model.input_size == (256, 192) and train_data.heatmap_size == (64, 48)
+    args.epochs = None
+    assert train._prepare_run(args, recipe, world=1)[3]["steps"] == 210 * (len(train_data) // 2)
