@@ -314,19 +314,23 @@ class Prefetch:
     thread reads batch ``b + 1`` (and applies ``transform`` to it, e.g. the batched
     augmentation on the CPU), so the step rarely waits for data.  The order of batches
     and every random draw are those of the wrapped iterator: it alone decides them.
-    :meth:`close` stops the thread and closes the iterator.
+    :meth:`close` stops the thread and closes the iterator.  ``threaded=False`` reads in
+    the caller's thread instead: on the CPU, where the model's own threads already take
+    every core, a reading thread only makes them wait (measured: 381 images/s with it,
+    564 without, for ``simplebaseline_tiny`` on 2 cores).
     """
 
     def __init__(self, batches: Iterator[tuple[Position, dict]], transform: Callable[[dict], dict] | None = None,
-                 depth: int = 2) -> None:
+                 depth: int = 2, threaded: bool = True) -> None:
         import queue
         import threading
 
-        self.batches, self.transform = batches, transform
+        self.batches, self.transform, self.threaded = batches, transform, threaded
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._fill, daemon=True)
-        self.thread.start()
+        if threaded:
+            self.thread.start()
 
     def _fill(self) -> None:
         try:
@@ -347,6 +351,9 @@ class Prefetch:
         return self
 
     def __next__(self) -> tuple[Position, dict]:
+        if not self.threaded:  # read in the training thread itself
+            position, batch = next(self.batches)
+            return position, self.transform(batch) if self.transform is not None else batch
         position, batch = self.queue.get()
         if isinstance(position, str) and position == "error":
             raise batch
@@ -354,7 +361,7 @@ class Prefetch:
 
     def close(self) -> None:
         self.stop.set()
-        while self.thread.is_alive():
+        while self.threaded and self.thread.is_alive():
             try:
                 self.queue.get(timeout=0.05)
             except Exception:  # queue.Empty
@@ -632,15 +639,16 @@ def _show(bar, history: History, eval_metric: str) -> None:
 
 def _prefetched_batches(train_data, pipeline, batch_size: int, seed: int, position: Position, workers: int,
                         device: torch.device, rank: int, world: int) -> Prefetch:
-    """:func:`run_batches` read one batch ahead; raw items and the batched augmentation (in the thread on the CPU)."""
+    """:func:`run_batches` read one batch ahead in a thread on a GPU (inline on the CPU, augmentation included)."""
     batches = run_batches(train_data if pipeline is None else pipeline.raw, batch_size, seed, position,
                           num_workers=workers, pin_memory=device.type == "cuda", rank=rank, world_size=world,
                           collate_fn=None if pipeline is None else pipeline.collate)
-    return Prefetch(batches, pipeline if pipeline is not None and device.type == "cpu" else None)
+    on_cpu = device.type == "cpu"
+    return Prefetch(batches, pipeline if pipeline is not None and on_cpu else None, threaded=not on_cpu)
 
 
 def _on_device(batch: dict, pipeline, device: torch.device, channels_last: bool) -> dict:
-    """The batch on the device, augmented there by ``pipeline`` unless the reading thread already did (CPU)."""
+    """The batch on the device, augmented there by ``pipeline`` unless :class:`Prefetch` already did (CPU)."""
     if pipeline is None:
         return move_batch(batch, device, channels_last)
     return pipeline(batch) if device.type != "cpu" else batch
