@@ -660,8 +660,8 @@ def augments_on_device(device: torch.device) -> bool:
     On CUDA the batched warp takes the work off the loader's CPU cores (one core cuts about
     640 crops with targets per second item by item, so even a 16-core server would cap
     training near 10,000 images/s).  On a 2-core CPU, bench/bench_training.py measured
-    ``simplebaseline_tiny`` at 570 images/s batched against 420 item by item (run in the
-    main thread); with the reading thread the two paths come closer (see the README).
+    ``simplebaseline_tiny`` at 543 images/s batched against 444 item by item (``hrnet_tiny``:
+    268 and 273, the network's own cost dominating; see the README).
     """
     return device.type in ("cuda", "cpu")
 
