@@ -4,7 +4,13 @@
   PCK@0.2 on the validation split (target: >= 0.90 on a 2-core CPU);
 * ``deeppose_tiny`` with the same budget (the chapter 02 claim: heatmaps beat regression);
 * ``hrnet_tiny`` with the same budget: its PCK and throughput next to SimpleBaseline's;
-* on a GPU: images per second with and without mixed precision, and the speed-up over the CPU.
+* on a GPU: images per second with and without mixed precision, and the speed-up over the CPU;
+* the pipeline (:func:`pipeline`): for ``simplebaseline_tiny`` and ``hrnet_tiny``, the bare
+  training step's images/s (forward, backward, AdamW on a batch already in memory) next to
+  ``fit``'s, with the item-by-item OpenCV augmentation and with the batched one, and their
+  ratios (target: ``fit`` at 90 % or more of the bare step); the training time to reach
+  PCK@0.2 = 0.90; on CUDA the same with and without AMP, the paper presets at 256x192 with
+  batch 64, and the GPU's utilisation during ``fit``.
 
 PCK is normalised by the person box, max(w, h), over all labelled keypoints (v > 0) of the
 validation split.
@@ -61,6 +67,152 @@ def throughput(name: str, device: str, amp: bool, steps: int = 60) -> float:
     return round(history.images_per_second, 1)
 
 
+TARGET_RATIO = 0.90
+
+
+def _tiny_data(name: str, limit: int | None = 2048):
+    model = models.build(name)
+    input_size, heatmap_size = training.model_sizes(model)
+    train = training.top_down_data(default_split_dir("single/train"), input_size, heatmap_size, augment=True,
+                                   limit=limit)
+    return model, train
+
+
+def bare_step(name: str, device: str, amp: bool, steps: int, batch_size: int = 32) -> float:
+    """Images/s of :func:`training.train_step` alone, on one batch already on the device."""
+    model, train = _tiny_data(name, limit=batch_size)
+    batch = next(iter(torch.utils.data.DataLoader(train, batch_size=batch_size)))
+    return _bare(model, batch, device, amp, steps)
+
+
+def _bare(model, batch: dict, device: str, amp: bool, steps: int) -> float:
+    import time
+
+    device = training.resolve_device(device)
+    model.to(device).train()
+    batch = training.move_batch(batch, device, channels_last=device.type == "cuda")
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    amp_dtype = training.autocast_dtype(device, amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    loss = losses.HeatmapLoss()
+    for _ in range(3):
+        training.train_step(model, batch, loss, optimizer, scaler=scaler, amp_dtype=amp_dtype)
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        training.train_step(model, batch, loss, optimizer, scaler=scaler, amp_dtype=amp_dtype)
+    _synchronize(device)
+    return len(batch["image"]) * steps / (time.perf_counter() - start)
+
+
+def _synchronize(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def fit_speed(name: str, device: str, amp: bool, steps: int, augment_on_device: bool | None) -> float:
+    """Images/s of :func:`training.fit` (after a short warm-up run), data read and augmented as it chooses.
+
+    On CUDA the GPU's utilisation is sampled every 50 ms during the run (needs ``pynvml``)
+    and kept in ``UTILISATION`` under ``(name, amp, augment_on_device)``.
+    """
+    import threading
+
+    model, train = _tiny_data(name)
+    options = dict(device=device, amp=amp, progress=False, augment_on_device=augment_on_device)
+    training.fit(model, train, None, losses.HeatmapLoss(), 3, **options)
+    samples, done = [], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            try:
+                samples.append(torch.cuda.utilization())
+            except Exception:  # no pynvml: not measured
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if device == "cuda":
+        sampler.start()
+    speed = training.fit(model, train, None, losses.HeatmapLoss(), steps, **options).images_per_second
+    done.set()
+    if samples:
+        UTILISATION[(name, amp, augment_on_device)] = round(sum(samples) / len(samples), 1)
+    return speed
+
+
+UTILISATION: dict = {}
+
+
+def time_to_pck(name: str, device: str, seconds: float, target: float = TARGET_PCK) -> float | None:
+    """Training seconds until validation PCK@0.2 first reaches ``target`` (None within ``seconds``)."""
+    model, train = _tiny_data(name, limit=None)
+    input_size, heatmap_size = training.model_sizes(model)
+    val = training.top_down_data(default_split_dir("single/val"), input_size, heatmap_size)
+    history = training.fit(model, train, val, losses.HeatmapLoss(), 1_000_000, max_seconds=seconds, lr=2e-3,
+                           device=device, eval_every=25, eval_items=256, progress=False)
+    reached = [s for s, v in zip(history.val_seconds, history.val) if v.get("pck@0.2", 0.0) >= target]
+    return round(reached[0], 1) if reached else None
+
+
+def pipeline(quick: bool = False, steps: int | None = None, budget: float | None = None, rounds: int | None = None) -> dict:
+    """Bare step vs ``fit`` for the two tiny models (and on CUDA: AMP, the paper presets, utilisation).
+
+    Each speed is the best of ``rounds`` measurements taken in turn (bare, fit, fit item by
+    item), so that a machine shared with other work slows all three alike.
+    """
+    steps = steps or (4 if quick else 60)
+    budget = budget or (5.0 if quick else BUDGET_SECONDS)
+    rounds = rounds or (1 if quick else 3)
+    rows, device = [], "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"{'model':<22}{'bare':>8}{'fit':>8}{'ratio':>7}{'per-item':>10}{'ratio':>7}{'s to PCK 0.9':>14}")
+    for name in ("simplebaseline_tiny", "hrnet_tiny"):
+        for amp in ((True, False) if device == "cuda" else (False,)):
+            speeds = [(bare_step(name, device, amp, steps), fit_speed(name, device, amp, steps, None),
+                       fit_speed(name, device, amp, steps, False)) for _ in range(rounds)]
+            bare, batched, per_item = (max(column) for column in zip(*speeds))
+            row = {"model": name, "device": device, "amp": amp, "bare_images_per_second": round(bare, 1),
+                   "fit_images_per_second": round(batched, 1), "fit_per_item_images_per_second": round(per_item, 1),
+                   "ratio": round(batched / bare, 3), "ratio_per_item": round(per_item / bare, 3)}
+            if (name, amp, None) in UTILISATION:
+                row["gpu_utilisation_percent"] = UTILISATION[(name, amp, None)]
+            if not (device == "cuda" and not amp):
+                row["seconds_to_pck_0.9"] = time_to_pck(name, device, budget)
+            rows.append(row)
+            print(f"{name + (' amp' if amp else ''):<22}{bare:>8.0f}{batched:>8.0f}{row['ratio']:>7.2f}"
+                  f"{per_item:>10.0f}{row['ratio_per_item']:>7.2f}{str(row.get('seconds_to_pck_0.9', '-')):>14}")
+    result = {"rows": rows, "target_ratio": TARGET_RATIO, "rounds": rounds, "load_average": _load(),
+              "ratio_met": all(r["ratio"] >= TARGET_RATIO for r in rows if r["device"] == "cpu")}
+    if device == "cuda":
+        result["paper_presets"] = _paper_presets(steps)
+    else:
+        print("no GPU: the AMP, paper-preset and utilisation figures are measured only on CUDA")
+    return result
+
+
+def _load() -> list[float] | None:
+    """The machine's load average (1, 5, 15 minutes): other work running during the measurements."""
+    import os
+
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def _paper_presets(steps: int) -> dict:
+    """Images/s of the bare step of SimpleBaseline-R50 and HRNet-W32 at 256x192, batch 64, with AMP."""
+    figures = {}
+    for name in ("simplebaseline_r50", "hrnet_w32"):
+        model = models.build(name, input_size=(256, 192))
+        batch = {"image": torch.randn(64, 3, 256, 192), "heatmaps": torch.rand(64, 17, 64, 48),
+                 "target_weight": torch.ones(64, 17)}
+        figures[name] = round(_bare(model, batch, "cuda", True, steps), 1)
+        print(f"{name} 256x192 batch 64, AMP: {figures[name]:.0f} images/s")
+    return figures
+
+
 def run(quick: bool = False) -> dict:
     """Train the three tiny models for the same budget; print and return the figures."""
     ensure_default_data()
@@ -97,6 +249,7 @@ def run(quick: bool = False) -> dict:
               f"{gpu['gpu_over_cpu']}x the CPU")
     else:
         print("no GPU: the mixed-precision figures are measured only on CUDA")
+    results["pipeline"] = pipeline(quick)
     return results
 
 

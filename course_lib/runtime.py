@@ -8,6 +8,8 @@
 * :func:`autocast_dtype`, :func:`move_batch`, :func:`default_workers`: what
   :func:`course_lib.training.fit` does differently on a GPU (mixed precision, channels-last
   images, loader processes).
+* :func:`distributed_setup`, :func:`process_group`: the process group of a distributed run
+  (``torchrun --nproc_per_node=N ...``), PyTorch's own: NCCL between GPUs, gloo on the CPU.
 
 Seeding convention: an experiment has one ``seed`` and it reaches every random choice.  The
 model's initial weights come from ``models.build(name, seed=seed)`` (a model built by hand:
@@ -105,7 +107,61 @@ def move_batch(batch: dict, device: torch.device, channels_last: bool = False) -
 
 
 def default_workers(device: torch.device) -> int:
-    """Loader worker processes: none on the CPU (they would take cores from the model), several on a GPU."""
+    """Loader worker processes: none on the CPU (they would take cores from the model), several on a GPU.
+
+    Under ``torchrun`` the machine's cores are shared by its ``LOCAL_WORLD_SIZE`` processes.
+    """
     if device.type == "cpu":
         return 0
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    cores = (os.cpu_count() or 2) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(8, cores - 1))
+
+
+# ============================================================================ distributed runs
+def process_group() -> tuple[int, int]:
+    """``(rank, world_size)`` of the process group this process belongs to; ``(0, 1)`` outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def distributed_setup(device: str | torch.device = "auto") -> tuple[torch.device, int, int]:
+    """Join the process group ``torchrun`` describes, if any; return ``(device, rank, world_size)``.
+
+    ``torchrun`` starts one process per GPU (or per CPU share) and gives each the variables
+    ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``.  With
+    ``WORLD_SIZE > 1`` this joins the group with NCCL on CUDA and gloo on the CPU (once; a
+    group already started by the caller is used as it is), and on CUDA picks the GPU
+    ``cuda:LOCAL_RANK``.  Without them it only resolves ``device``.
+    """
+    import torch.distributed as dist
+
+    device = resolve_device(device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if not dist.is_initialized() and world > 1:
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"distributed training runs on 'cpu' (gloo) or 'cuda' (NCCL), got device {device}")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank, world = process_group()
+    if device.type == "cuda" and world > 1 and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count())))
+        torch.cuda.set_device(device)
+    return device, rank, world
+
+
+def rank_zero_value(value: float, world_size: int) -> float:
+    """``value`` as process 0 has it, in every process (a broadcast; the value itself with one process).
+
+    Used for decisions every process must take alike, e.g. whether the time budget is spent.
+    """
+    if world_size == 1:
+        return value
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())

@@ -27,19 +27,30 @@ class EpochBatches(torch.utils.data.Sampler):
     """Batches of indices for one epoch: a permutation drawn from ``(seed, epoch)``, cut into full batches.
 
     Starting at ``start`` (a batch number) skips the batches an interrupted run already used.
+
+    Distributed training (``world_size`` processes, this one being ``rank``): every process
+    draws the same permutation and cuts it into global batches of ``batch_size * world_size``
+    items; process ``rank`` reads items ``[rank * batch_size, (rank + 1) * batch_size)`` of
+    each.  The processes together see exactly the batches one process with batch
+    ``batch_size * world_size`` would see, which is what makes the two runs agree.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int, epoch: int, start: int = 0) -> None:
+    def __init__(self, size: int, batch_size: int, seed: int, epoch: int, start: int = 0, *,
+                 rank: int = 0, world_size: int = 1) -> None:
         generator = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
         self.order = torch.randperm(size, generator=generator).tolist()
+        self.world_size = check_integer(world_size, "world_size", minimum=1)
+        self.rank = check_integer(rank, "rank", minimum=0, maximum=self.world_size - 1)
         self.batch_size, self.start = batch_size, start
 
     def __len__(self) -> int:
-        return len(self.order) // self.batch_size - self.start
+        return len(self.order) // (self.batch_size * self.world_size) - self.start
 
     def __iter__(self) -> Iterator[list[int]]:
-        for b in range(self.start, len(self.order) // self.batch_size):
-            yield self.order[b * self.batch_size:(b + 1) * self.batch_size]
+        global_batch = self.batch_size * self.world_size
+        for b in range(self.start, len(self.order) // global_batch):
+            first = b * global_batch + self.rank * self.batch_size
+            yield self.order[first:first + self.batch_size]
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -56,30 +67,39 @@ def epoch_loader(
     start: int = 0,
     num_workers: int = 0,
     pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    collate_fn=None,
 ) -> torch.utils.data.DataLoader:
     """The ``DataLoader`` of epoch ``epoch``: :class:`EpochBatches` from batch ``start`` on, and its own generator.
 
     The generator (seeded from ``(seed, epoch)``) is what the loader draws its workers' seed
     from, so that starting an epoch, or resuming one halfway, never touches the global
-    random state.
+    random state.  ``rank`` and ``world_size`` select this process's share of each batch
+    (:class:`EpochBatches`); ``collate_fn`` replaces ``default_collate``.
     """
-    batches = EpochBatches(len(data), check_integer(batch_size, "batch_size", minimum=1), seed, epoch, start=start)
+    batches = EpochBatches(len(data), check_integer(batch_size, "batch_size", minimum=1), seed, epoch, start=start,
+                           rank=rank, world_size=world_size)
     return torch.utils.data.DataLoader(
         data,
         batch_sampler=batches,
         num_workers=check_integer(num_workers, "num_workers", minimum=0),
         pin_memory=pin_memory,
         persistent_workers=False,
+        collate_fn=collate_fn,
         generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)),
     )
 
 
-def learning_rate(base: float, progress: float, schedule: str, warmup: float = 0.0) -> float:
+def learning_rate(base: float, progress: float, schedule: str, warmup: float = 0.0,
+                  milestones: tuple[float, ...] = (2 / 3, 8 / 9), factor: float = 0.1) -> float:
     """Learning rate at ``progress`` in [0, 1] of the run.
 
     * ``"cosine"``: ``lr = base (1 + cos(pi p)) / 2`` (Loshchilov & Hutter 2017);
-    * ``"step"``: ``base``, then x0.1 at 2/3 and x0.01 at 8/9 of the run (the official
-      SimpleBaseline/HRNet schedule: epochs 170 and 200 of 210);
+    * ``"step"``: ``lr = base * factor ** (number of milestones <= p)``, by default x0.1 at
+      2/3 and x0.01 at 8/9 of the run.  The official recipes place the milestones at
+      epochs 170 and 200 of 210 (HRNet) or 90 and 120 of 140 (SimpleBaseline): pass
+      ``milestones=(170 / 210, 200 / 210)`` (see :mod:`course_lib.recipes`);
     * ``"constant"``.
 
     A linear warm-up over the first ``warmup`` fraction multiplies any of them.
@@ -88,7 +108,7 @@ def learning_rate(base: float, progress: float, schedule: str, warmup: float = 0
     if schedule == "cosine":
         lr = base * 0.5 * (1.0 + math.cos(math.pi * p))
     elif schedule == "step":
-        lr = base * (0.01 if p >= 8 / 9 else 0.1 if p >= 2 / 3 else 1.0)
+        lr = base * factor ** sum(p >= m for m in milestones)
     else:
         lr = base
     if warmup > 0 and p < warmup:

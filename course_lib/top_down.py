@@ -35,6 +35,7 @@ from course_lib.keypoints import COCO_FLIP_PAIRS
 from course_lib.validation import check_array, check_integer, check_positive
 
 Array = Any  # np.ndarray or torch.Tensor
+CACHE_LIMIT = 20_000  # people whose images top_down_data keeps decoded in memory by default
 
 # microsoft/human-pose-estimation.pytorch, experiments/coco/resnet50/*.yaml: SCALE_FACTOR 0.3, ROT_FACTOR 40
 SIMPLEBASELINE_AUGMENTATION = {"scale_factor": 0.30, "rotation_factor": 40.0}
@@ -65,7 +66,16 @@ class TopDownDataset(torch.utils.data.Dataset):
 
     Randomness comes from ``np.random.default_rng([seed, epoch, index])``: an item is the
     same whatever the DataLoader's worker count; call :meth:`set_epoch` each epoch for new
-    draws.  Half-body augmentation is not included.
+    draws.
+
+    Half-body augmentation (HRNet's ``half_body_transform``, off by default): with
+    probability ``half_body_prob``, when more than ``half_body_min_joints`` joints are
+    labelled, the crop is cut around the labelled joints of the upper body (``upper_body``,
+    chosen when ``z'' < 0.5`` for a standard normal ``z''``, as the official code draws it,
+    and when it holds more than 2 joints) or else the lower body: centre = their mean, size =
+    their bounding box widened to the aspect ratio, times 1.5.  It comes before the scale
+    and rotation draws and uses a random stream of its own, ``[seed, epoch, index, 1]``, so
+    switching it on leaves every other draw unchanged.
 
     Visibility after augmentation: a labelled joint that the crop cuts off (outside
     ``-0.5 <= x <= W - 0.5``, same for y) becomes ``v = 0`` in this crop, hence weight 0;
@@ -116,6 +126,9 @@ class TopDownDataset(torch.utils.data.Dataset):
         unbiased: bool = False,
         flip_pairs: Sequence[tuple[int, int]] = COCO_FLIP_PAIRS,
         seed: int = 0,
+        half_body_prob: float = 0.0,
+        half_body_min_joints: int = 8,
+        upper_body: Sequence[int] = tuple(range(11)),
     ) -> None:
         if not (hasattr(samples, "__len__") and hasattr(samples, "__getitem__")):
             raise TypeError(f"samples must be a sequence of dicts, got {type(samples).__name__}")
@@ -132,6 +145,11 @@ class TopDownDataset(torch.utils.data.Dataset):
         self.padding = check_positive(padding, "padding")
         self.flip_pairs = tuple(tuple(pair) for pair in flip_pairs)
         self.seed = check_integer(seed, "seed", minimum=0)
+        self.half_body_prob = check_positive(half_body_prob, "half_body_prob", allow_zero=True)
+        if self.half_body_prob > 1:
+            raise ValueError(f"half_body_prob must be in [0, 1], got {half_body_prob!r}")
+        self.half_body_min_joints = check_integer(half_body_min_joints, "half_body_min_joints", minimum=0)
+        self.upper_body = tuple(int(i) for i in upper_body)
         self.epoch = 0
 
     @property
@@ -161,12 +179,18 @@ class TopDownDataset(torch.utils.data.Dataset):
         """Choose the augmentation draws of this epoch (items depend on seed, epoch, index)."""
         self.epoch = check_integer(epoch, "epoch", minimum=0)
 
-    def crop_parameters(self, index: int, box: Array) -> tuple[np.ndarray, np.ndarray, float, bool]:
-        """``center, scale, rotation, flipped`` of item ``index`` (with this epoch's augmentation)."""
+    def crop_parameters(self, index: int, box: Array, keypoints: Array | None = None,
+                        visibility: Array | None = None) -> tuple[np.ndarray, np.ndarray, float, bool]:
+        """``center, scale, rotation, flipped`` of item ``index`` (with this epoch's augmentation).
+
+        ``keypoints`` and ``visibility`` are needed for half-body augmentation only.
+        """
         input_height, input_width = self.input_size
         center, scale = box_to_center_scale(box, input_width / input_height, self.padding)
         if not self.augment:
             return center, scale, 0.0, False
+        if self.half_body_prob > 0 and keypoints is not None and visibility is not None:
+            center, scale = self._half_body(index, center, scale, np.asarray(keypoints), np.asarray(visibility))
         rng = np.random.default_rng([self.seed, self.epoch, index % len(self)])
         sf, rf = self.scale_factor, self.rotation_factor
         scale = scale * np.clip(rng.normal() * sf + 1, 1 - sf, 1 + sf)
@@ -175,11 +199,30 @@ class TopDownDataset(torch.utils.data.Dataset):
         flipped = bool(rng.random() < self.flip_prob)
         return center, scale, rotation, flipped
 
+    def _half_body(self, index: int, center: np.ndarray, scale: np.ndarray, keypoints: np.ndarray,
+                   visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The official half-body crop (see the class docstring), or ``center, scale`` unchanged."""
+        rng = np.random.default_rng([self.seed, self.epoch, index % len(self), 1])
+        labelled = visibility > 0
+        if not (labelled.sum() > self.half_body_min_joints and rng.random() < self.half_body_prob):
+            return center, scale
+        upper = [j for j in np.flatnonzero(labelled) if j in self.upper_body]
+        lower = [j for j in np.flatnonzero(labelled) if j not in self.upper_body]
+        chosen = upper if rng.normal() < 0.5 and len(upper) > 2 else (lower if len(lower) > 2 else upper)
+        if len(chosen) < 2:
+            return center, scale
+        points = keypoints[chosen]  # (k, 2)
+        low, high = points.min(axis=0), points.max(axis=0)
+        width, height = high - low
+        aspect = self.input_size[1] / self.input_size[0]
+        width, height = max(width, height * aspect), max(height, width / aspect)
+        return points.mean(axis=0), np.array([width, height]) * 1.5
+
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         image, keypoints, visibility, box = self._check_sample(sample, index)
         input_height, input_width = self.input_size
-        center, scale, rotation, flipped = self.crop_parameters(index, box)
+        center, scale, rotation, flipped = self.crop_parameters(index, box, keypoints, visibility)
 
         crop = warp_image(image, center, scale, rotation, self.input_size)
         crop_keypoints = image_to_crop(keypoints, center, scale, rotation, self.input_size)
@@ -266,12 +309,16 @@ def top_down_data(
     flip_prob: float = 0.0,
     limit: int | None = None,
     seed: int = 0,
+    cache_images: bool | None = None,
     **options: Any,
 ) -> TopDownDataset:
     """A :class:`TopDownDataset` over the COCO-format folder ``split_dir``.
 
     ``heatmap_size`` defaults to input / 4 (regression models ignore the heatmaps).
-    ``limit`` keeps the first items only (fast experiments).  Images are cached in memory.
+    ``limit`` keeps the first items only (fast experiments).  Decoded images are kept in
+    memory (``cache_images``) by default for up to ``CACHE_LIMIT`` people, e.g. the synthetic
+    sets; a larger split (COCO train2017: about 150,000 people) is read from disk each time,
+    in the loader's worker processes.
     ``options`` go to ``TopDownDataset`` (``scale_factor``, ``rotation_factor``...).
 
     Flips are off by default (``flip_prob=0``): the synthetic people wear a left/right tint,
@@ -285,7 +332,8 @@ def top_down_data(
         raise FileNotFoundError(
             f"{annotations} does not exist: run `make data` (or course_lib.data.ensure_default_data())"
         )
-    people = CocoKeypoints(annotations, cache_images=True)
+    people = CocoKeypoints(annotations, cache_images=False)
+    people.cache_images = len(people) <= CACHE_LIMIT if cache_images is None else bool(cache_images)
     samples = people if limit is None else torch.utils.data.Subset(people, range(min(int(limit), len(people))))
     heatmap_size = heatmap_size or (input_size[0] // 4, input_size[1] // 4)
     return TopDownDataset(samples, input_size=input_size, heatmap_size=heatmap_size, sigma=sigma,

@@ -19,3 +19,6 @@ def test_make_bench_runs_every_benchmark_quickly(tmp_path, default_data):
     training = saved["benchmarks"]["training"]
     assert [r["model"] for r in training["runs"]] == ["simplebaseline_tiny", "deeppose_tiny", "hrnet_tiny"]
     assert all(0.0 <= r["pck@0.2"] <= 1.0 and r["steps"] > 0 for r in training["runs"])
+    pipeline = training["pipeline"]["rows"]
+    assert [r["model"] for r in pipeline] == ["simplebaseline_tiny", "hrnet_tiny"]
+    assert all(r["bare_images_per_second"] > 0 and r["fit_images_per_second"] > 0 for r in pipeline)
