@@ -103,12 +103,17 @@ def test_the_recipe_command_on_one_process(small_data, tmp_path, capsys):
 
 
 def test_the_recipe_command_under_torchrun_on_one_machine(small_data, tmp_path):
-    result = torchrun(*_recipe_run(small_data, tmp_path))
+    from course_lib import zoo
+
+    result = torchrun(*_recipe_run(small_data, tmp_path, "--out", str(tmp_path / "model.pt")))
     summaries = [line for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1  # only process 0 prints
     summary = _summary(result)
     assert (summary["processes"], summary["steps"]) == (2, 2)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["history"]["images"] == 8  # 2 steps x 2 x 2
+    model = zoo.load(tmp_path / "model.pt")  # written by process 0: what predict, export and evaluate_coco read
+    assert tuple(model.input_size) == (256, 192) and set(model.validation) >= {"pck@0.2", "AP"}
+    assert not list(tmp_path.glob("model.pt.*")), "a temporary file of --out was left behind"
 
 
 def test_the_recipe_command_on_two_machines(small_data, tmp_path):
@@ -152,7 +157,7 @@ def test_epochs_count_steps_at_the_global_batch(small_data):
     from course_lib import recipes, train
 
     args = argparse.Namespace(model="hrnet_tiny", data=small_data, batch_size=2, lr=None, seed=0, steps=None,
-                              epochs=1.0)
+                              epochs=1.0, pretrained=None)
     recipe = recipes.get("hrnet_w32_coco_256x192")
     model, train_data, val_data, options = train._prepare_run(args, recipe, world=2)
     assert options["steps"] == len(train_data) // 4 and options["batch_size"] == 2

@@ -630,7 +630,9 @@ def chapter_00(tmp_path_factory):
 
 def test_attacks_on_chapter_00_earn_nothing(chapter_00):
     assert [(g.exercise, g.points) for g in chapter_00.exercises] == [
-        ("coco_to_arrays", 0), ("arrays_to_coco", 0), ("flip_keypoints", 0), ("keypoint_box", 0)]
+        ("coco_to_arrays", 0), ("arrays_to_coco", 0), ("flip_keypoints", 0), ("keypoint_box", 0),
+        ("convert_by_name", 0)]
+    assert chapter_00.points == 0 and chapter_00.bonus_points == 0 and chapter_00.max_bonus_points > 0
     messages = {g.exercise: g.message for g in chapter_00.exercises}
     assert "not written yet" in messages["coco_to_arrays"] and "not written yet" in messages["arrays_to_coco"]
     assert "calls the course's reference implementation course_lib.geometry.flip_keypoints" in messages["flip_keypoints"]
