@@ -837,30 +837,9 @@ checks.hidden_paper_rule_gflops(paper_rule_gflops)
 # %% [markdown]
 # ## What came next
 #
-# The methods of this course reach about 75 AP on COCO. Six later ideas moved the field on;
+# The methods of this course reach about 75 AP on COCO. Later ideas moved the field on;
 # each paper is worth reading with this course's vocabulary.
 #
-# - **OpenPose: part affinity fields** (Z. Cao, T. Simon, S.-E. Wei, Y. Sheikh, *Realtime
-#   Multi-Person 2D Pose Estimation using Part Affinity Fields*, CVPR 2017,
-#   [arXiv:1611.08050](https://arxiv.org/abs/1611.08050)). Bottom-up: besides the joint
-#   heatmaps, a CPM-like network (chapter 03) predicts for every limb a 2-D vector field
-#   pointing along the limb; two candidate joints are linked when the field, integrated along
-#   the segment between them, points from one to the other, and a greedy bipartite matching
-#   per limb assembles the people, at a cost almost independent of their number. It won the
-#   COCO 2016 keypoint challenge with 61.8 AP on test-dev.
-# - **HigherHRNet** (B. Cheng, B. Xiao, J. Wang, H. Shi, T. S. Huang, L. Zhang, CVPR 2020,
-#   [arXiv:1908.10357](https://arxiv.org/abs/1908.10357)). Bottom-up with HRNet (chapter 07)
-#   and associative-embedding tags (chapter 09): a transposed convolution brings the heatmaps
-#   to $1/2$ of the input, both resolutions are supervised, and their heatmaps are averaged at
-#   test time, which helps the small people that bottom-up methods used to miss. 70.5 AP on
-#   COCO test-dev.
-# - **DEKR** (Z. Geng, K. Sun, B. Xiao, Z. Zhang, J. Wang, *Bottom-Up Human Pose Estimation
-#   Via Disentangled Keypoint Regression*, CVPR 2021,
-#   [arXiv:2104.02300](https://arxiv.org/abs/2104.02300)). No grouping at all: at each
-#   person's centre the network regresses the offsets to all keypoints, one branch per
-#   keypoint with adaptive (deformable-like) convolutions that look at that keypoint's region.
-#   71.0 AP on COCO val2017 (HRNet-W48, $640 \times 640$, single-scale test), above the
-#   detect-and-group methods.
 # - **SimCC and RTMPose** (Y. Li et al., *SimCC: a Simple Coordinate Classification
 #   Perspective for Human Pose Estimation*, ECCV 2022,
 #   [arXiv:2107.03332](https://arxiv.org/abs/2107.03332); T. Jiang et al., *RTMPose:
@@ -883,3 +862,5 @@ checks.hidden_paper_rule_gflops(paper_rule_gflops)
 #   errors, and the loss is its negative log-likelihood rather than an L1 or L2 distance.
 #   It adds 12.4 AP on COCO to plain regression at no test-time cost, and for the first time
 #   lets regression match or beat heatmaps.
+# - **Bottom-up successors** (OpenPose's part affinity fields, HigherHRNet, DEKR) close chapter 09,
+#   where the grouping problem they solve is taught.
