@@ -147,6 +147,15 @@ def run_video(args, estimator, find, progress) -> list[dict]:
     return results
 
 
+def check_inputs_first(args: argparse.Namespace) -> None:
+    """Fail on an unreadable ``--image`` or a ``--box`` outside it before a model is loaded (or trained)."""
+    if args.image is None:
+        return
+    image = inference.read_image(args.image)
+    if args.box is not None:
+        inference.check_boxes(np.asarray(args.box, dtype=float).reshape(-1, 4), image.shape[:2])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     from tqdm.auto import tqdm
@@ -157,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.model is None and args.weights is None:
             raise ValueError("give --model PRESET (and --weights FILE), or --weights with a course checkpoint")
+        check_inputs_first(args)
         estimator = inference.load_estimator(args.model, args.weights, decoder=args.decoder,
                                              flip_test=args.flip_test, device=args.device)
         find = people_finder(args)

@@ -237,6 +237,21 @@ def test_clear_errors(tmp_path, checkpoint, photos, capsys):
         assert "needs torchvision" in capsys.readouterr().err
 
 
+def test_a_bad_box_or_image_fails_before_any_model_is_loaded(tmp_path, photos, capsys, monkeypatch):
+    """No weights file and a preset that would have to be trained: the box is checked first."""
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(inference, "load_estimator", no_model)
+    assert run("--model", "simplebaseline_tiny", "--image", photos / "astronaut.png", "--box", 600, 10, 50, 50,
+               "--out", tmp_path) == 1
+    assert "outside the image of 512 x 512" in capsys.readouterr().err
+    assert run("--model", "simplebaseline_tiny", "--image", tmp_path / "missing.jpg", "--box", 1, 1, 5, 5,
+               "--out", tmp_path) == 1
+    assert "missing.jpg" in capsys.readouterr().err
+
+
 def test_each_release_keeps_its_own_colour_order(tmp_path):
     state = models.build("simplebaseline_tiny").state_dict()
     official = {k.removeprefix("backbone."): v for k, v in state.items()}
