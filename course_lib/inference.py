@@ -118,12 +118,14 @@ def load_estimator(
     flip_test: bool = False,
     device: str = "cpu",
     train: bool = True,
+    progress: bool = True,
 ) -> PoseEstimator:
     """The model of ``preset`` with ``weights_file`` (any format of :mod:`course_lib.weights`), ready to estimate.
 
     Without ``weights_file`` a tiny preset comes from the course's cache (``zoo.pretrained``,
-    trained on the synthetic people the first time).  A course checkpoint names its own
-    preset, so ``preset`` may be left out; if given it must agree.  The colour order is the
+    trained on the synthetic people the first time, with a progress bar unless
+    ``progress=False``).  A course checkpoint names its own preset, so ``preset`` may be
+    left out; if given it must agree.  The colour order is the
     weights' own: BGR for the official SimpleBaseline files, RGB otherwise.
 
     Raises:
@@ -135,7 +137,7 @@ def load_estimator(
         if preset not in zoo.RECIPES:
             raise ValueError(f"--weights is needed for {preset!r}; without it the tiny presets come from the course's "
                              f"cache: {', '.join(sorted(zoo.RECIPES))}")
-        model, fmt, keypoint_set = zoo.pretrained(preset, train=train), "course", "coco"
+        model, fmt, keypoint_set = zoo.pretrained(preset, train=train, progress=progress), "course", "coco"
     else:
         content = weights.read_file(weights_file)
         fmt = weights.weight_format(content)

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("give --model PRESET (and --weights FILE), or --weights with a course checkpoint")
         check_inputs_first(args)
         estimator = inference.load_estimator(args.model, args.weights, decoder=args.decoder,
-                                             flip_test=args.flip_test, device=args.device)
+                                             flip_test=args.flip_test, device=args.device, progress=not args.quiet)
         find = people_finder(args)
         args.out.mkdir(parents=True, exist_ok=True)
         still = args.image is not None or args.images is not None

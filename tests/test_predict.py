@@ -252,6 +252,22 @@ def test_a_bad_box_or_image_fails_before_any_model_is_loaded(tmp_path, photos, c
     assert "missing.jpg" in capsys.readouterr().err
 
 
+def test_quiet_also_silences_the_first_training_of_a_tiny_preset(tmp_path, photos, monkeypatch):
+    from course_lib import zoo
+
+    calls = []
+
+    def fake_pretrained(name, *, train=True, progress=True, **kwargs):
+        calls.append(progress)
+        return models.build(name, seed=0).eval()
+
+    monkeypatch.setattr(zoo, "pretrained", fake_pretrained)
+    arguments = ("--model", "simplebaseline_tiny", "--image", photos / "astronaut.png", "--box", 130, 20, 230, 480)
+    assert predict.main([str(a) for a in arguments] + ["--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert predict.main([str(a) for a in arguments] + ["--out", str(tmp_path / "b")]) == 0
+    assert calls == [False, True]
+
+
 def test_each_release_keeps_its_own_colour_order(tmp_path):
     state = models.build("simplebaseline_tiny").state_dict()
     official = {k.removeprefix("backbone."): v for k, v in state.items()}
