@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from course_lib.data import IMAGE_MEAN, IMAGE_STD
 from course_lib.geometry import get_affine_transform, transform_points
 from course_lib.keypoints import flip_permutation
-from course_lib.top_down import TopDownDataset, _collatable
+from course_lib.top_down import TopDownDataset, extra_fields
 
 
 class RawItems(torch.utils.data.Dataset):
@@ -73,10 +73,7 @@ class RawItems(torch.utils.data.Dataset):
             "flipped": torch.tensor(flipped),
             "box": torch.from_numpy(box.astype(np.float32)),
         }
-        for key, value in sample.items():
-            if key not in ("image", "keypoints", "visibility", "box") and value is not None:
-                item[key] = _collatable(value)
-        return item
+        return {**item, **extra_fields(sample)}
 
 
 def collate_raw(items: Sequence[dict]) -> dict:

@@ -435,9 +435,28 @@ def decode_dark(heatmaps: Array, sigma: float = 2.0, kernel_size: int | None = N
     tensor = _check_heatmaps(heatmaps)
     sigma = check_positive(sigma, "sigma")
     kernel_size = _check_kernel(kernel_size, sigma)
-    height, width = tensor.shape[-2:]
-    px, py, scores = _argmax_positions(tensor)
+    px, py, scores = _argmax_positions(tensor)  # the raw maps' maxima, as DARK's code
     log_map = torch.log(_blur(tensor, sigma, kernel_size).clamp_min(1e-10))  # float64
+    keypoints = _taylor_step(log_map, px, py).to(tensor.dtype)
+    return _like_input(keypoints, heatmaps), _like_input(scores, heatmaps)
+
+
+def taylor_step(log_maps: Array) -> Array:
+    """DARK's Newton step on log-heatmaps ``P`` ``(..., H, W)`` -> keypoints ``(..., 2)`` (heatmap pixels).
+
+        mu = m - (D''(m))^{-1} D'(m)        at the argmax m of each map
+
+    with the central differences of :func:`decode_dark`; no step within two pixels of the
+    border or where the Hessian is singular (the argmax stays).  Step 3 of :func:`decode_dark`.
+    """
+    tensor = _check_heatmaps(log_maps, "log_maps").double()
+    px, py, _ = _argmax_positions(tensor)
+    return _like_input(_taylor_step(tensor, px, py), log_maps)
+
+
+def _taylor_step(log_map: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """The step of :func:`taylor_step` from the given maxima ``(px, py)``."""
+    height, width = log_map.shape[-2:]
 
     def at(dv: int, du: int) -> torch.Tensor:
         return _pick(log_map, py + dv, px + du)
@@ -455,8 +474,7 @@ def decode_dark(heatmaps: Array, sigma: float = 2.0, kernel_size: int | None = N
     offset_y = -(dxx * dy - dxy * dx) / determinant
     x = px + torch.where(usable, offset_x, torch.zeros_like(offset_x))
     y = py + torch.where(usable, offset_y, torch.zeros_like(offset_y))
-    keypoints = torch.stack([x, y], dim=-1).to(tensor.dtype)
-    return _like_input(keypoints, heatmaps), _like_input(scores, heatmaps)
+    return torch.stack([x, y], dim=-1)
 
 
 def soft_argmax(heatmaps: Array, temperature: float = 1.0) -> tuple[Array, Array]:

@@ -249,10 +249,7 @@ class TopDownDataset(torch.utils.data.Dataset):
             "flipped": torch.tensor(flipped),
             "box": torch.from_numpy(box.astype(np.float32)),
         }
-        for key, value in sample.items():
-            if key not in ("image", "keypoints", "visibility", "box") and value is not None:
-                item[key] = _collatable(value)
-        return item
+        return {**item, **extra_fields(sample)}
 
     @staticmethod
     def _check_sample(sample: Any, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -271,6 +268,12 @@ class TopDownDataset(torch.utils.data.Dataset):
         if not (box[2:] > 0).all():
             raise ValueError(f"{where}['box'] must have width and height > 0, got {box.tolist()}")
         return image, keypoints, visibility.astype(np.int64), box
+
+
+def extra_fields(sample: dict) -> dict:
+    """A sample's fields beyond ``image, keypoints, visibility, box`` (area, ids, head box...), ready to collate."""
+    return {key: _collatable(value) for key, value in sample.items()
+            if key not in ("image", "keypoints", "visibility", "box") and value is not None}
 
 
 def _collatable(value: Any) -> Any:

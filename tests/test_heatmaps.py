@@ -533,3 +533,15 @@ def test_cuda_tensors_stay_on_the_device():
     assert flip_heatmaps(heatmaps, COCO_FLIP_PAIRS).is_cuda
     disks, offsets, _ = grmi_targets(keypoints * 4, visibility, (32, 24), 25, 8)
     assert decode_grmi(disks, offsets, 8, 25)[0].is_cuda
+
+
+def test_taylor_step_recovers_a_gaussian_centre_and_stays_at_the_border():
+    ys, xs = np.mgrid[0:16, 0:24]
+    log_maps = np.stack([-((xs - cx) ** 2 + (ys - cy) ** 2) / 8.0 for cx, cy in [(10.3, 7.6), (1.2, 7.6)]])
+    from course_lib import heatmaps
+
+    found = heatmaps.taylor_step(torch.as_tensor(log_maps))  # (2, 2)
+    assert torch.allclose(found[0], torch.tensor([10.3, 7.6], dtype=torch.float64), atol=1e-9)
+    assert found[1].tolist() == [1.0, 8.0]  # two pixels from the border: the argmax, no step
+    with pytest.raises(ValueError, match="log_maps"):
+        heatmaps.taylor_step(np.zeros((0, 5)))

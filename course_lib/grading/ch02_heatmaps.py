@@ -11,6 +11,7 @@ heatmap pixels.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from course_lib import heatmaps as reference
 from course_lib.grading.checks import (
@@ -306,24 +307,8 @@ def hidden_soft_argmax(fn) -> None:
 # -- stretch exercise: taylor_step (DARK) ----------------------------------------------------------------
 
 def reference_taylor_step(log_map) -> np.ndarray:
-    """DARK's Newton step on a log-heatmap ``P`` (H, W): ``mu = m - (D''(m))^{-1} D'(m)`` at the argmax
-    ``m``, with DARK's central differences; no step within two pixels of the border or for a
-    singular Hessian.  Returns ``(x, y)`` in heatmap pixels."""
-    log_map = np.asarray(log_map, dtype=float)
-    height, width = log_map.shape
-    v, u = np.unravel_index(int(np.argmax(log_map)), log_map.shape)
-    peak = np.array([u, v], dtype=float)
-    if not (2 <= u <= width - 3 and 2 <= v <= height - 3):
-        return peak
-    P = log_map
-    gradient = np.array([P[v, u + 1] - P[v, u - 1], P[v + 1, u] - P[v - 1, u]]) / 2
-    dxx = (P[v, u + 2] - 2 * P[v, u] + P[v, u - 2]) / 4
-    dyy = (P[v + 2, u] - 2 * P[v, u] + P[v - 2, u]) / 4
-    dxy = (P[v + 1, u + 1] - P[v - 1, u + 1] - P[v + 1, u - 1] + P[v - 1, u - 1]) / 4
-    hessian = np.array([[dxx, dxy], [dxy, dyy]])
-    if np.linalg.det(hessian) == 0:
-        return peak
-    return peak - np.linalg.solve(hessian, gradient)
+    """DARK's Newton step on a log-heatmap ``P`` (H, W) at its argmax: :func:`course_lib.heatmaps.taylor_step`."""
+    return reference.taylor_step(torch.as_tensor(np.asarray(log_map, dtype=float))).numpy()  # float64 throughout
 
 
 def _log_gaussian(center, size, sigma: float = 2.0) -> np.ndarray:
@@ -372,5 +357,5 @@ REFERENCES = {
     "decode_argmax": (reference.decode_argmax,),
     "quarter_offset": (reference.decode_quarter_offset,),
     "soft_argmax": (reference.soft_argmax,),
-    "taylor_step": (reference_taylor_step, reference.decode_dark),
+    "taylor_step": (reference_taylor_step, reference.taylor_step, reference._taylor_step, reference.decode_dark),
 }
