@@ -25,6 +25,7 @@ from course_lib.grading.sandbox import (
     bubblewrap_problem,
     descendants,
     make_scratch,
+    sandbox_command,
     python_paths,
 )
 
@@ -349,3 +350,25 @@ def test_without_the_sandbox_grading_still_judges_from_outside_and_says_so(tmp_p
     assert any("graded without the sandbox" in line for line in log)
     total = (tmp_path / "out" / "g.csv").read_text().splitlines()[-1]
     assert "flagged" in total and "graded without the sandbox (--no-sandbox)" in total
+
+
+@needs_bubblewrap
+def test_data_under_the_hosts_tmp_stays_visible_beside_the_private_tmp(tmp_path):
+    """A course cloned under /tmp: its data (and virtual environment) are bound over the sandbox's own /tmp."""
+    import subprocess
+
+    assert str(tmp_path).startswith("/tmp/")
+    data_root = tmp_path / "data"
+    data_root.mkdir()
+    (data_root / "marker.txt").write_text("seen")
+    library = tmp_path / "library"
+    library.mkdir()
+    scratch = make_scratch()
+    spec = SandboxSpec(library=library, scratch=scratch, data_root=data_root, memory_mb=0)
+    probe = (f"import pathlib; print(pathlib.Path({str(data_root / 'marker.txt')!r}).read_text()); "
+             "pathlib.Path('/tmp/own.txt').write_text('x'); print(sorted(p.name for p in pathlib.Path('/tmp').iterdir()))")
+    command = sandbox_command([sys.executable, "-c", probe], spec, {"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "seen"
+    assert not (Path("/tmp") / "own.txt").exists()  # the sandbox's /tmp is its own

@@ -105,7 +105,8 @@ def _namespace_flags() -> list[str]:
 def sandbox_command(argv: list[str], spec: SandboxSpec, environment: dict[str, str]) -> list[str]:
     """The bubblewrap command line that runs ``argv`` in the sandbox described in the module
     docstring, with exactly ``environment`` as its environment."""
-    command = ["bwrap", *_namespace_flags()]
+    # the private /tmp first: a virtual environment or data under the host's /tmp is bound on top of it
+    command = ["bwrap", *_namespace_flags(), "--size", str(spec.tmp_mb * 2**20), "--tmpfs", "/tmp"]
     for directory in _SYSTEM_DIRS:
         if os.path.islink(directory):
             command += ["--symlink", os.readlink(directory), directory]
@@ -121,7 +122,6 @@ def sandbox_command(argv: list[str], spec: SandboxSpec, environment: dict[str, s
     command += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",
                 "--proc", "/proc", "--dev", "/dev",
                 "--size", str(spec.tmp_mb * 2**20), "--tmpfs", "/dev/shm",
-                "--size", str(spec.tmp_mb * 2**20), "--tmpfs", "/tmp",
                 "--bind", str(spec.scratch / "run"), SANDBOX_RUN,
                 "--bind", str(spec.scratch / "ipc"), SANDBOX_IPC,
                 "--chdir", SANDBOX_RUN, "--clearenv"]
