@@ -64,9 +64,10 @@ class TopDownDataset(torch.utils.data.Dataset):
        :class:`~course_lib.heatmaps.HeatmapCodec` of ``input_size``, ``heatmap_size``,
        ``sigma`` and the target kind (MSRA, or DARK's unbiased one with ``unbiased=True``).
 
-    Randomness comes from ``np.random.default_rng([seed, epoch, index])``: an item is the
-    same whatever the DataLoader's worker count; call :meth:`set_epoch` each epoch for new
-    draws.
+    Randomness: each epoch draws one table of random numbers, a row per item, from
+    ``np.random.default_rng([seed, epoch])`` (:meth:`draws`), so an item is the same
+    whatever the batch it comes in or the DataLoader's worker count; call :meth:`set_epoch`
+    each epoch for new draws.
 
     Half-body augmentation (HRNet's ``half_body_transform``, off by default): with
     probability ``half_body_prob``, when more than ``half_body_min_joints`` joints are
@@ -74,8 +75,8 @@ class TopDownDataset(torch.utils.data.Dataset):
     chosen when ``z'' < 0.5`` for a standard normal ``z''``, as the official code draws it,
     and when it holds more than 2 joints) or else the lower body: centre = their mean, size =
     their bounding box widened to the aspect ratio, times 1.5.  It comes before the scale
-    and rotation draws and uses a random stream of its own, ``[seed, epoch, index, 1]``, so
-    switching it on leaves every other draw unchanged.
+    and rotation draws and uses columns of the table of its own, so switching it on leaves
+    every other draw unchanged.
 
     Visibility after augmentation: a labelled joint that the crop cuts off (outside
     ``-0.5 <= x <= W - 0.5``, same for y) becomes ``v = 0`` in this crop, hence weight 0;
@@ -151,6 +152,7 @@ class TopDownDataset(torch.utils.data.Dataset):
         self.half_body_min_joints = check_integer(half_body_min_joints, "half_body_min_joints", minimum=0)
         self.upper_body = tuple(int(i) for i in upper_body)
         self.epoch = 0
+        self._table: tuple[int, int, np.ndarray] | None = None  # (epoch, items, draws) of the last epoch drawn
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -179,36 +181,69 @@ class TopDownDataset(torch.utils.data.Dataset):
         """Choose the augmentation draws of this epoch (items depend on seed, epoch, index)."""
         self.epoch = check_integer(epoch, "epoch", minimum=0)
 
+    def draws(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """This epoch's random numbers of the items ``indices``: ``(N, 6)``, a row per item.
+
+        Columns ``z_scale, z_rotation, z_half`` are standard normal, ``u_rotation, u_flip,
+        u_half`` uniform in [0, 1).  They are rows of the epoch's table, drawn at once for
+        every item from ``np.random.default_rng([seed, epoch])``: an item's numbers depend on
+        ``(seed, epoch, index)`` only.
+        """
+        items = len(self)
+        if self._table is None or self._table[:2] != (self.epoch, items):
+            rng = np.random.default_rng([self.seed, self.epoch])
+            table = np.concatenate([rng.standard_normal((items, 3)), rng.random((items, 3))], axis=1)
+            self._table = (self.epoch, items, table)
+        return self._table[2][np.asarray(indices, dtype=np.int64) % items]
+
     def crop_parameters(self, index: int, box: Array, keypoints: Array | None = None,
                         visibility: Array | None = None) -> tuple[np.ndarray, np.ndarray, float, bool]:
         """``center, scale, rotation, flipped`` of item ``index`` (with this epoch's augmentation).
 
-        ``keypoints`` and ``visibility`` are needed for half-body augmentation only.
+        ``keypoints`` and ``visibility`` are needed for half-body augmentation only.  One
+        item of :meth:`crop_parameters_batch`.
+        """
+        keypoints, visibility = (None if value is None else np.asarray(value)[None] for value in (keypoints, visibility))
+        center, scale, rotation, flipped = self.crop_parameters_batch([index], np.asarray(box)[None], keypoints,
+                                                                      visibility)
+        return center[0], scale[0], float(rotation[0]), bool(flipped[0])
+
+    def crop_parameters_batch(self, indices: Sequence[int], boxes: Array, keypoints: np.ndarray | None = None,
+                              visibility: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """``center, scale`` ``(N, 2)``, ``rotation`` ``(N,)`` degrees, ``flipped`` ``(N,)`` of the items ``indices``.
+
+        ``boxes`` ``(N, 4)``; ``keypoints`` ``(N, K, 2)`` and ``visibility`` ``(N, K)`` for
+        half-body augmentation.  With ``z, u`` an item's :meth:`draws`, ``sf, rf`` the scale
+        and rotation factors::
+
+            center, scale = box_to_center_scale(box, W / H, padding)    (then the half-body crop)
+            scale    *= clip(1 + sf z_scale, 1 - sf, 1 + sf)
+            rotation  = clip(rf z_rotation, -2 rf, 2 rf)  if u_rotation <= 0.6  else 0
+            flipped   = u_flip < flip_prob
         """
         input_height, input_width = self.input_size
-        center, scale = box_to_center_scale(box, input_width / input_height, self.padding)
+        center, scale = box_to_center_scale(boxes, input_width / input_height, self.padding)  # (N, 2) each
         if not self.augment:
-            return center, scale, 0.0, False
+            return center, scale, np.zeros(len(center)), np.zeros(len(center), dtype=bool)
+        z_scale, z_rotation, z_half, u_rotation, u_flip, u_half = self.draws(indices).T
         if self.half_body_prob > 0 and keypoints is not None and visibility is not None:
-            center, scale = self._half_body(index, center, scale, np.asarray(keypoints), np.asarray(visibility))
-        rng = np.random.default_rng([self.seed, self.epoch, index % len(self)])
+            for n in range(len(center)):
+                center[n], scale[n] = self._half_body(center[n], scale[n], np.asarray(keypoints[n]),
+                                                      np.asarray(visibility[n]), u_half[n], z_half[n])
         sf, rf = self.scale_factor, self.rotation_factor
-        scale = scale * np.clip(rng.normal() * sf + 1, 1 - sf, 1 + sf)
-        rotation = float(np.clip(rng.normal() * rf, -2 * rf, 2 * rf))
-        rotation = rotation if rng.random() <= 0.6 else 0.0
-        flipped = bool(rng.random() < self.flip_prob)
-        return center, scale, rotation, flipped
+        scale = scale * np.clip(1 + sf * z_scale, 1 - sf, 1 + sf)[:, None]
+        rotation = np.where(u_rotation <= 0.6, np.clip(rf * z_rotation, -2 * rf, 2 * rf), 0.0)
+        return center, scale, rotation, u_flip < self.flip_prob
 
-    def _half_body(self, index: int, center: np.ndarray, scale: np.ndarray, keypoints: np.ndarray,
-                   visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The official half-body crop (see the class docstring), or ``center, scale`` unchanged."""
-        rng = np.random.default_rng([self.seed, self.epoch, index % len(self), 1])
+    def _half_body(self, center: np.ndarray, scale: np.ndarray, keypoints: np.ndarray, visibility: np.ndarray,
+                   u: float, z: float) -> tuple[np.ndarray, np.ndarray]:
+        """The official half-body crop (see the class docstring) with the draws ``u, z``, or ``center, scale``."""
         labelled = visibility > 0
-        if not (labelled.sum() > self.half_body_min_joints and rng.random() < self.half_body_prob):
+        if not (labelled.sum() > self.half_body_min_joints and u < self.half_body_prob):
             return center, scale
         upper = [j for j in np.flatnonzero(labelled) if j in self.upper_body]
         lower = [j for j in np.flatnonzero(labelled) if j not in self.upper_body]
-        chosen = upper if rng.normal() < 0.5 and len(upper) > 2 else (lower if len(lower) > 2 else upper)
+        chosen = upper if z < 0.5 and len(upper) > 2 else (lower if len(lower) > 2 else upper)
         if len(chosen) < 2:
             return center, scale
         points = keypoints[chosen]  # (k, 2)
@@ -270,10 +305,39 @@ class TopDownDataset(torch.utils.data.Dataset):
         return image, keypoints, visibility.astype(np.int64), box
 
 
+_SAMPLE_KEYS = ("image", "keypoints", "visibility", "box")
+
+
 def extra_fields(sample: dict) -> dict:
     """A sample's fields beyond ``image, keypoints, visibility, box`` (area, ids, head box...), ready to collate."""
-    return {key: _collatable(value) for key, value in sample.items()
-            if key not in ("image", "keypoints", "visibility", "box") and value is not None}
+    return {key: _collatable(value) for key, value in sample.items() if key not in _SAMPLE_KEYS and value is not None}
+
+
+def collate_extra_fields(samples: Sequence[dict]) -> dict:
+    """``default_collate([extra_fields(s) for s in samples])``, the same tensors, built a key at a time.
+
+    Numbers and arrays of one shape become one tensor per key (int64, or float32 for
+    floats) without a tensor per item; other values go through ``default_collate``.
+    Samples whose extra keys differ are collated item by item, as ``default_collate`` does.
+    """
+    first, batch = samples[0], {}
+    for key in (key for key in first if key not in _SAMPLE_KEYS):
+        values = [sample.get(key) for sample in samples]
+        if all(value is None for value in values):
+            continue
+        if any(value is None for value in values) or any(sample.keys() != first.keys() for sample in samples):
+            return torch.utils.data.default_collate([extra_fields(sample) for sample in samples])
+        if all(isinstance(value, (bool, int, np.integer)) for value in values):
+            batch[key] = torch.tensor([int(value) for value in values], dtype=torch.int64)
+        elif all(isinstance(value, (float, np.floating)) for value in values):
+            batch[key] = torch.tensor([float(value) for value in values], dtype=torch.float32)
+        elif all(isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.shape == values[0].shape
+                 for value in values):
+            array = np.stack(values)
+            batch[key] = torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else np.int64))
+        else:
+            batch[key] = torch.utils.data.default_collate([_collatable(value) for value in values])
+    return batch
 
 
 def _collatable(value: Any) -> Any:

@@ -316,8 +316,7 @@ class Prefetch:
     """Iterate over ``(position, batch)`` pairs one batch ahead, in a background thread.
 
     While the model trains on batch ``b`` (PyTorch's kernels release Python's lock), the
-    thread reads batch ``b + 1`` (and applies ``transform`` to it, e.g. the batched
-    augmentation on the CPU), so the step rarely waits for data.  The order of batches
+    thread reads batch ``b + 1``, so the step rarely waits for data.  The order of batches
     and every random draw are those of the wrapped iterator: it alone decides them.
     :meth:`close` stops the thread and closes the iterator.  ``threaded=False`` reads in
     the caller's thread instead: on the CPU, where the model's own threads already take
@@ -325,12 +324,11 @@ class Prefetch:
     564 without, for ``simplebaseline_tiny`` on 2 cores).
     """
 
-    def __init__(self, batches: Iterator[tuple[Position, dict]], transform: Callable[[dict], dict] | None = None,
-                 depth: int = 2, threaded: bool = True) -> None:
+    def __init__(self, batches: Iterator[tuple[Position, dict]], depth: int = 2, threaded: bool = True) -> None:
         import queue
         import threading
 
-        self.batches, self.transform, self.threaded = batches, transform, threaded
+        self.batches, self.threaded = batches, threaded
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._fill, daemon=True)
@@ -339,8 +337,7 @@ class Prefetch:
 
     def _fill(self) -> None:
         try:
-            for position, batch in self.batches:
-                item = (position, self.transform(batch) if self.transform is not None else batch)
+            for item in self.batches:
                 while not self.stop.is_set():
                     try:
                         self.queue.put(item, timeout=0.05)
@@ -357,8 +354,7 @@ class Prefetch:
 
     def __next__(self) -> tuple[Position, dict]:
         if not self.threaded:  # read in the training thread itself
-            position, batch = next(self.batches)
-            return position, self.transform(batch) if self.transform is not None else batch
+            return next(self.batches)
         position, batch = self.queue.get()
         if isinstance(position, str) and position == "error":
             raise batch
@@ -385,7 +381,7 @@ def fit(
     schedule: str = "cosine", warmup: float = 0.03, lr_milestones: Sequence[float] = (2 / 3, 8 / 9),
     max_seconds: float | None = None,
     device: str | torch.device = "auto", amp: bool = True, channels_last: bool = True, num_workers: int | None = None,
-    augment_on_device: bool | None = None, sync_bn: bool = False,
+    augmentation: str = "auto", sync_bn: bool = False,
     seed: int = 0,
     eval_every: int | None = None, eval_items: int = 256, eval_metric: str = "pck@0.2", decoder: Decoder = "dark",
     checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None, resume: bool = False,
@@ -422,10 +418,13 @@ def fit(
         amp: mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling).
         channels_last: channels-last memory layout on CUDA (faster convolutions on tensor cores).
         num_workers: loader processes (default: 0 on CPU, several on GPU; pinned memory on CUDA).
-        augment_on_device: cut the crops and draw the targets of a
-            :class:`~course_lib.top_down.TopDownDataset` batch by batch on the training
-            device (:mod:`course_lib.batched_augment`) instead of item by item in the
-            loader; None picks the faster for the device (see :func:`augments_on_device`).
+        augmentation: where the crops and targets of a
+            :class:`~course_lib.top_down.TopDownDataset` are cut
+            (:mod:`course_lib.batched_augment`): ``"items"`` item by item in the loader
+            (chapter 06's path), ``"batches"`` a whole batch at once in the loader (OpenCV,
+            the same batch bit for bit), ``"device"`` a whole batch on the training device
+            (``grid_sample``); ``"auto"`` picks the fastest for the device (see
+            :func:`augmentation_for`).  Other data sets are read item by item.
         sync_bn: turn BatchNorm layers into ``SyncBatchNorm`` (statistics over all
             processes' batches) in a distributed run on CUDA.
         seed: seeds the weights' updates, the order of items and (through the data) augmentation.
@@ -449,8 +448,8 @@ def fit(
     validate = _validator(val_data, eval_items, decoder, device) if rank == 0 else None
     eval_every, schedule_of = eval_every or max(1, steps // 5), (schedule, warmup, tuple(lr_milestones))
     clock, bar = _Clock(history.seconds), _progress_bar(steps, position.step, progress and rank == 0)
-    pipeline = _pipeline(train_data, device, augment_on_device, channels_last)
-    batches = _prefetched_batches(train_data, pipeline, batch_size, seed, position, workers, device, rank, world)
+    loader_data, collate, to_device = _pipeline(train_data, device, augmentation, channels_last)
+    batches = _prefetched_batches(loader_data, collate, batch_size, seed, position, workers, device, rank, world)
     network.train()
     try:
         while position.step < steps:
@@ -460,7 +459,7 @@ def fit(
                 break
             current_lr = _set_learning_rate(optimizer, lr, schedule_of, position.step / steps, seconds, max_seconds)
             position, batch = next(batches)
-            batch = _on_device(batch, pipeline, device, channels_last)
+            batch = to_device(batch)
             values = train_step(network, batch, loss, optimizer, scaler=scaler, amp_dtype=amp_dtype,
                                 grad_clip=grad_clip, step=position.step)
             history.record_step(position.step, values, current_lr, batch_size * world)
@@ -642,45 +641,51 @@ def _show(bar, history: History, eval_metric: str) -> None:
     bar.update(1)
 
 
-def _prefetched_batches(train_data, pipeline, batch_size: int, seed: int, position: Position, workers: int,
-                        device: torch.device, rank: int, world: int) -> Prefetch:
-    """:func:`run_batches` read one batch ahead in a thread on a GPU (inline on the CPU, augmentation included)."""
-    batches = run_batches(train_data if pipeline is None else pipeline.raw, batch_size, seed, position,
-                          num_workers=workers, pin_memory=device.type == "cuda", rank=rank, world_size=world,
-                          collate_fn=None if pipeline is None else pipeline.collate)
-    on_cpu = device.type == "cpu"
-    return Prefetch(batches, pipeline if pipeline is not None and on_cpu else None, threaded=not on_cpu)
+def _prefetched_batches(loader_data, collate: Callable | None, batch_size: int, seed: int, position: Position,
+                        workers: int, device: torch.device, rank: int, world: int) -> Prefetch:
+    """:func:`run_batches` read one batch ahead in a thread on a GPU (inline on the CPU)."""
+    batches = run_batches(loader_data, batch_size, seed, position, num_workers=workers,
+                          pin_memory=device.type == "cuda", rank=rank, world_size=world, collate_fn=collate)
+    return Prefetch(batches, threaded=device.type != "cpu")
 
 
-def _on_device(batch: dict, pipeline, device: torch.device, channels_last: bool) -> dict:
-    """The batch on the device, augmented there by ``pipeline`` unless :class:`Prefetch` already did (CPU)."""
-    if pipeline is None:
-        return move_batch(batch, device, channels_last)
-    return pipeline(batch) if device.type != "cpu" else batch
+AUGMENTATIONS = ("auto", "items", "batches", "device")
 
 
-def augments_on_device(device: torch.device) -> bool:
-    """Whether :func:`fit` cuts the crops batch by batch on the device by default (``augment_on_device=None``).
+def augmentation_for(device: torch.device) -> str:
+    """Where :func:`fit` cuts the crops of a ``TopDownDataset`` by default (``augmentation="auto"``).
 
-    On CUDA the batched warp takes the work off the loader's CPU cores (one core cuts about
-    640 crops with targets per second item by item, so even a 16-core server would cap
-    training near 10,000 images/s).  On a 2-core CPU, bench/bench_training.py measured
-    ``simplebaseline_tiny`` at 543 images/s batched against 444 item by item (``hrnet_tiny``:
-    268 and 273, the network's own cost dominating; see the README).
+    * CUDA: ``"device"``.  The batched warp takes the work off the loader's CPU cores: one
+      core cuts about 640 crops with targets per second item by item, so even a 16-core
+      server would cap training near 10,000 images/s;
+    * elsewhere: ``"batches"``.  On a 2-core CPU the model's own threads take every core, so
+      the cheapest preparation wins: whole batches cut by OpenCV, with no per-item Python
+      beyond the warp (bench/bench_training.py measures the three against the bare step).
     """
-    return device.type in ("cuda", "cpu")
+    return "device" if device.type == "cuda" else "batches"
 
 
-def _pipeline(train_data, device: torch.device, augment_on_device: bool | None, channels_last: bool):
-    """The batched device augmentation for ``train_data``, or None to augment item by item in the loader."""
-    from course_lib.batched_augment import BatchedAugmentation
+def _pipeline(train_data, device: torch.device, augmentation: str,
+              channels_last: bool) -> tuple[torch.utils.data.Dataset, Callable | None, Callable[[dict], dict]]:
+    """What the loader reads, how it collates, and what makes a read batch the training batch on ``device``."""
+    from course_lib.batched_augment import BatchedAugmentation, BatchedCrops, as_batch
     from course_lib.top_down import TopDownDataset
 
+    augmentation = check_choice(augmentation, "augmentation", AUGMENTATIONS)
+
+    def moved(batch: dict) -> dict:
+        return move_batch(batch, device, channels_last)
+
     # a subclass that reads its items its own way keeps the per-item path
-    batched = isinstance(train_data, TopDownDataset) and type(train_data).__getitem__ is TopDownDataset.__getitem__
-    if augment_on_device and not batched:
-        raise ValueError("augment_on_device=True needs a TopDownDataset as train_data, "
-                         f"got {type(train_data).__name__}")
-    if not batched or augment_on_device is False or (augment_on_device is None and not augments_on_device(device)):
-        return None
-    return BatchedAugmentation(train_data, device, channels_last)
+    plain = isinstance(train_data, TopDownDataset) and type(train_data).__getitem__ is TopDownDataset.__getitem__
+    if augmentation in ("batches", "device") and not plain:
+        raise ValueError(f"augmentation={augmentation!r} needs a TopDownDataset as train_data "
+                         f"(one that cuts its items the standard way), got {type(train_data).__name__}")
+    if augmentation == "auto":
+        augmentation = augmentation_for(device) if plain else "items"
+    if augmentation == "items":
+        return train_data, None, moved
+    if augmentation == "batches":
+        return BatchedCrops(train_data), as_batch, moved
+    on_device = BatchedAugmentation(train_data, device, channels_last)
+    return on_device.raw, on_device.collate, on_device
