@@ -1,6 +1,6 @@
 """``make bench``: every benchmark of the course, measured in one run, printed and saved.
 
-    python bench/run.py                      # everything (about 15 minutes on a 2-core CPU)
+    python bench/run.py                      # everything (about 20 minutes on a 2-core CPU)
     python bench/run.py --only metrics ops   # some of them
     python bench/run.py --quick              # every benchmark at a tiny size (a smoke test)
 
