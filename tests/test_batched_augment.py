@@ -150,6 +150,17 @@ def test_batched_crops_through_a_data_loader_and_the_comparison_can_fail():
     assert not torch.allclose(moved["keypoints"], expected[0]["keypoints"])
 
 
+def test_batched_crops_in_a_loader_process_are_the_same_batches():
+    data = TopDownDataset(people(), (64, 48), (16, 12), augment=True, flip_prob=0.5, seed=2)
+    data.set_epoch(4)
+    sampler = torch.utils.data.BatchSampler(range(len(data)), 4, drop_last=False)
+    inline, worker = (list(torch.utils.data.DataLoader(BatchedCrops(data), batch_sampler=sampler, collate_fn=as_batch,
+                                                       num_workers=workers)) for workers in (0, 1))
+    assert len(inline) == len(worker) == 3
+    for a, b in zip(inline, worker):
+        assert all(torch.equal(a[key], b[key]) for key in a)
+
+
 def test_an_item_draws_the_same_in_any_batch():
     data = TopDownDataset(people(), (64, 48), (16, 12), augment=True, flip_prob=0.5, seed=5)
     alone = BatchedCrops(data).__getitems__([7])
