@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib.data import IMAGE_MEAN, IMAGE_STD
+from course_lib.data import IMAGE_MEAN, IMAGE_STD, image_to_tensor
 from course_lib.geometry import get_affine_transform, transform_points
 from course_lib.keypoints import flip_permutation
 from course_lib.top_down import TopDownDataset, collate_extra_fields, extra_fields
@@ -66,8 +66,6 @@ class BatchedCrops(torch.utils.data.Dataset):
         if not isinstance(data, TopDownDataset):
             raise TypeError(f"data must be a TopDownDataset, got {type(data).__name__}")
         self.data = data
-        mean, std = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
-        self.mean, self.std = mean, std
 
     def __len__(self) -> int:
         return len(self.data)
@@ -95,9 +93,8 @@ class BatchedCrops(torch.utils.data.Dataset):
         points, crop_visibility = crop_keypoints(keypoints, visibility, forward, flipped, (height, width),
                                                  data.flip_pairs)
         heatmaps, weights = data.codec.encode(points, crop_visibility)
-        image = torch.empty((len(indices), 3, height, width)).copy_(torch.from_numpy(crops).permute(0, 3, 1, 2))
         batch = {
-            "image": image.div_(255.0).sub_(self.mean).div_(self.std),  # data.image_to_tensor, in place
+            "image": image_to_tensor(crops),
             "heatmaps": torch.from_numpy(heatmaps),
             "target_weight": torch.from_numpy(weights),
             "keypoints": torch.from_numpy(points.astype(np.float32)),
